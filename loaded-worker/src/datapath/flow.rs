@@ -1,0 +1,47 @@
+//! Types shared by the NAT rewrite and the backend selection.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A client's flow to a VIP, as seen on the client side of the balancer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub client: IpAddr,
+    pub vip: IpAddr,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    pub protocol: u8,
+    /// The client's TCP/UDP port or ICMP echo identifier; 0 where the packet has none
+    /// (a non-first fragment).
+    pub client_port: u16,
+    /// The VIP's TCP/UDP port; 0 for ICMP and non-first fragments.
+    pub vip_port: u16,
+}
+
+/// The virtual addresses this balancer answers for, at most one per family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vips {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl Vips {
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => self.v4 == Some(a),
+            IpAddr::V6(a) => self.v6 == Some(a),
+        }
+    }
+}
+
+/// Where the NAT rewrite asks which real server a flow belongs to.
+pub trait BackendSelector {
+    /// The server for a packet from a client to the VIP: the flow's existing mapping
+    /// (refreshed), or a new one chosen by the scheduler. `None`: no server is available.
+    fn backend_for(&mut self, key: &FlowKey) -> Option<IpAddr>;
+
+    /// The server that owns an existing mapping, without creating or refreshing one
+    /// (used for ICMP errors that quote a flow).
+    fn existing_backend(&self, key: &FlowKey) -> Option<IpAddr>;
+
+    /// Whether packets from `addr` are replies of a real server that we must rewrite.
+    fn is_backend(&self, addr: IpAddr) -> bool;
+}

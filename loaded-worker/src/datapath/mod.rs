@@ -1,0 +1,11 @@
+//! The datapath: what a worker does to each queued packet.
+//!
+//! `wire` holds zero-copy views over packet bytes, `nat` decides and performs the rewrite,
+//! `flow_table` keeps the client-to-server mappings in memory shared by all workers, and
+//! `scheduler` picks a server for a new mapping. `flow` has the types they share.
+
+pub mod flow;
+pub mod flow_table;
+pub mod nat;
+pub mod scheduler;
+pub mod wire;
