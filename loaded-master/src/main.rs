@@ -1,1 +1,18 @@
-fn main() {}
+//! loaded-master: the root process of the loaded load balancer.
+//!
+//! Where to look: `master` (setup and run), `supervisor` (the event loop and one dispatch
+//! function per child role), `rules` (iptables), `queues` (NFQUEUE sockets), `spawn`
+//! (fork+exec of the children), `daemon` (daemon mode, pidfile), `syslog_sink` (logging).
+
+mod cli;
+mod daemon;
+mod master;
+mod queues;
+mod rules;
+mod spawn;
+mod supervisor;
+mod syslog_sink;
+
+fn main() {
+    std::process::exit(master::main());
+}

@@ -1,1 +1,7 @@
-fn main() {}
+//! loaded-prober: started by loaded-master with -f; see `prober::run`.
+
+mod prober;
+
+fn main() {
+    std::process::exit(prober::run());
+}

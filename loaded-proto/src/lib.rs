@@ -1,4 +1,12 @@
-//! loaded-proto: what loaded's processes share.
+//! loaded-proto: what loaded's processes share: the config model and parser, the balancing
+//! vocabulary, the one message enum, the channel that carries messages and descriptors, the
+//! jail (privilege drop) and the children's log relay.
 
 pub mod balancing;
+pub mod channel;
+pub mod child;
+pub mod child_args;
 pub mod config;
+pub mod jail;
+pub mod message;
+pub mod relay_log;

@@ -1,1 +1,56 @@
-//! (being written)
+//! The configuration file: the original loaded's shell-script format (kept so its users
+//! keep their files) and our own annotated `key=value` format.
+//!
+//! A file whose first line starts with `#!` is read as a shell script: only `NAME=value`
+//! assignments of names loaded knows are read, the rest belongs to the script. Any other file
+//! is ours, and every line in it must mean something.
+
+mod error;
+mod keys;
+mod line;
+mod model;
+mod parse;
+mod suggest;
+mod validate;
+mod values;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::{Config, Rules, ScriptSettings};
+pub use model::{
+    DEFAULT_CHECK_CYCLE, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHROOT, DEFAULT_FALL, DEFAULT_FLOW_TIMEOUT,
+    DEFAULT_LOG_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_NFQ_LEN, DEFAULT_PIDFILE, DEFAULT_PORT_ALIVE,
+    DEFAULT_RISE, DEFAULT_USER,
+};
+
+use std::path::Path;
+
+impl Config {
+    /// Reads and checks `path`. Bytes that are not UTF-8 (an old Latin-1 comment, say) are
+    /// replaced rather than refused: only comments can hold them in a working file.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let file_name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|error| {
+            ConfigErrors(vec![ConfigError::in_file(
+                &file_name,
+                format!("cannot read: {error}"),
+            )])
+        })?;
+        Config::parse(&String::from_utf8_lossy(&bytes), &file_name)
+    }
+
+    /// Parses and checks the text of a config file; `file_name` only labels the errors.
+    pub fn parse(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
+        let parsed = parse::read_settings(text, file_name);
+        let mut errors = parsed.errors;
+        errors.extend(validate::check(&parsed.config, &parsed.lines, file_name));
+        if errors.is_empty() {
+            return Ok(parsed.config);
+        }
+        // In file order, as an editor's error list would be; whole-file problems last.
+        errors.sort_by_key(|error| (error.line.is_none(), error.line));
+        Err(ConfigErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,311 @@
+//! The master's `run`: acquire every privileged resource (config, queues, rules, the shared
+//! flow table), become a daemon, start the children, then supervise them until told to stop.
+//!
+//! Any error before the children start leaves the system as it was and exits non-zero with
+//! a message that names what failed.
+
+use crate::cli::{self, Command, Options};
+use crate::daemon::{self, PidFile, Readiness};
+use crate::queues;
+use crate::rules::{Family, FamilyRules, RuleSet};
+use crate::spawn::{JailArgs, Role};
+use crate::supervisor::{Exit, Settings, Supervisor};
+use crate::syslog_sink;
+use loaded_proto::balancing::IpNet;
+use loaded_proto::config::{Config, Rules};
+use loaded_worker::datapath::flow_table;
+use std::net::IpAddr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const DEFAULT_CONFIG_PATHS: [&str; 2] = ["loaded.conf", "/etc/loaded/loaded.conf"];
+
+pub fn main() -> i32 {
+    let command = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("loaded-master: {e}\n\n{}", cli::USAGE);
+            return 2;
+        }
+    };
+    let options = match command {
+        Command::Help => {
+            print!("{}", cli::USAGE);
+            return 0;
+        }
+        Command::Version => {
+            println!("loaded-master {}", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        Command::Run(options) => options,
+    };
+    let config = match load_config(&options) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return 1;
+        }
+    };
+    if options.test_config {
+        print!("{config}");
+        println!("# configuration OK");
+        return 0;
+    }
+    match run(options, config) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e}");
+            if log::max_level() == log::LevelFilter::Off {
+                eprintln!("loaded-master: {e}");
+            }
+            1
+        }
+    }
+}
+
+/// The config with the command line applied on top (-4/-6, -f, -Q, -U).
+fn load_config(options: &Options) -> Result<Config, String> {
+    let path = match &options.config {
+        Some(path) => path.clone(),
+        None => DEFAULT_CONFIG_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .ok_or_else(|| {
+                format!(
+                    "loaded-master: no config file: give one with -c, or create {}",
+                    DEFAULT_CONFIG_PATHS.join(" or ")
+                )
+            })?,
+    };
+    let mut config = Config::load(&path).map_err(|errors| errors.to_string())?;
+    if options.ipv4_only || options.ipv6_only {
+        config
+            .restrict_family(options.ipv4_only, options.ipv6_only)
+            .map_err(|e| format!("loaded-master: {}: {e}", path.display()))?;
+    }
+    if options.failover {
+        config.failover = true;
+    }
+    if let Some(len) = options.queue_len {
+        config.nfq_len = len;
+    }
+    if let Some(user) = &options.user {
+        config.user = user.clone();
+    }
+    Ok(config)
+}
+
+fn run(options: Options, config: Config) -> Result<i32, String> {
+    let level = if options.foreground {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    syslog_sink::init(config.log_socket.clone(), options.foreground, level);
+
+    if !nix::unistd::geteuid().is_root() {
+        return Err("loaded-master must run as root (it binds NFQUEUEs and installs rules)".into());
+    }
+    let (uid, gid) = resolve_user(&config.user)?;
+    prepare_chroot(&config.chroot)?;
+    let (worker_binary, prober_binary) = child_binaries()?;
+    let cores = config.worker_cores(online_cores()?)?;
+    warn_if_not_forwarding(&config);
+
+    // Privileged resources, in the order that is easiest to undo.
+    let mut queue_sockets = Vec::new();
+    for core in cores.clone() {
+        queue_sockets.push((core, queues::open(core, config.nfq_len).map_err(|e| e.to_string())?));
+    }
+    let capacity = u64::from(config.max_flows);
+    let flow_table = flow_table::create_region(capacity as usize)
+        .map_err(|e| format!("cannot create the shared flow table: {e}"))?;
+    let rule_set = rule_set(&config, *cores.start(), *cores.end());
+    if config.rules == Rules::Auto {
+        rule_set.install().map_err(|e| format!("cannot install rules: {e}"))?;
+    }
+    // From here on, every exit path removes the rules.
+    let result = run_daemon(
+        &options,
+        &config,
+        Settings {
+            config: config.clone(),
+            worker_binary,
+            prober_binary,
+            jail: JailArgs {
+                uid,
+                gid,
+                chroot: config.chroot.clone(),
+                debug: options.foreground,
+                stderr_inherited: options.foreground,
+            },
+            queue_len: config.nfq_len,
+            flow_table,
+            flow_table_capacity: capacity,
+        },
+        queue_sockets,
+    );
+    if config.rules == Rules::Auto {
+        rule_set.remove();
+        log::info!("rules removed");
+    }
+    result
+}
+
+fn run_daemon(
+    options: &Options,
+    config: &Config,
+    settings: Settings,
+    queue_sockets: Vec<(u16, nfq::Queue)>,
+) -> Result<i32, String> {
+    let mut readiness = if options.foreground {
+        Readiness::none()
+    } else {
+        let readiness = daemon::daemonize().map_err(|e| format!("cannot daemonize: {e}"))?;
+        syslog_sink::reconnect();
+        readiness
+    };
+    let _pidfile = PidFile::create(&config.pidfile)
+        .map_err(|e| format!("cannot write pidfile {}: {e}", config.pidfile.display()))?;
+    let failover = config.failover;
+    let mut supervisor = Supervisor::new(settings).map_err(|e| e.to_string())?;
+    let mut started = Ok(());
+    for (index, (core, socket)) in queue_sockets.into_iter().enumerate() {
+        let role = Role::Worker {
+            index: index as u32,
+            core,
+            queue: core,
+        };
+        if started.is_ok() {
+            started = supervisor.start_worker(role, socket);
+        }
+    }
+    if failover && started.is_ok() {
+        started = supervisor.start_prober();
+    }
+    let exit = match started {
+        Ok(()) => {
+            log::info!(
+                "balancing {} with strategy {} over {} server(s)",
+                [config.vip4.map(IpAddr::from), config.vip6.map(IpAddr::from)]
+                    .iter()
+                    .flatten()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                config.strategy,
+                config.backends().len()
+            );
+            readiness.ready();
+            supervisor.run().map_err(|e| e.to_string())
+        }
+        Err(e) => Err(format!("cannot start the children: {e}")),
+    };
+    supervisor.stop_children();
+    match exit {
+        Ok(Exit::Stopped) => {
+            log::info!("stopped");
+            Ok(0)
+        }
+        Ok(Exit::Failed(reason)) => Err(reason),
+        Err(e) => Err(e),
+    }
+}
+
+fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {
+    let mut families = Vec::new();
+    let host = |addr: IpAddr| IpNet {
+        addr,
+        prefix_len: if addr.is_ipv4() { 32 } else { 128 },
+    };
+    if let Some(vip) = config.vip4 {
+        let mut sources: Vec<IpNet> = config.servers4.iter().map(|s| host(s.addr)).collect();
+        sources.extend(config.rip4);
+        families.push(FamilyRules {
+            family: Family::V4,
+            vip: vip.into(),
+            real_sources: sources,
+        });
+    }
+    if let Some(vip) = config.vip6 {
+        let mut sources: Vec<IpNet> = config.servers6.iter().map(|s| host(s.addr)).collect();
+        sources.extend(config.rip6);
+        families.push(FamilyRules {
+            family: Family::V6,
+            vip: vip.into(),
+            real_sources: sources,
+        });
+    }
+    RuleSet {
+        families,
+        first_queue,
+        last_queue,
+    }
+}
+
+fn resolve_user(name: &str) -> Result<(u32, u32), String> {
+    let user = nix::unistd::User::from_name(name)
+        .map_err(|e| format!("cannot look up user {name}: {e}"))?
+        .ok_or_else(|| format!("no such user: {name} (see -U and `user=`)"))?;
+    if user.uid.is_root() {
+        return Err(format!(
+            "user {name} is root: the children must run as an unprivileged user"
+        ));
+    }
+    Ok((user.uid.as_raw(), user.gid.as_raw()))
+}
+
+/// The children's empty root: created root-owned 0755 if missing, refused if anyone but
+/// root could write into it (a writable chroot could be filled with a fake /dev or libc).
+fn prepare_chroot(path: &Path) -> Result<(), String> {
+    if !path.exists() {
+        std::fs::create_dir_all(path)
+            .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)))
+            .map_err(|e| format!("cannot create chroot directory {}: {e}", path.display()))?;
+    }
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("chroot directory {}: {e}", path.display()))?;
+    if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "chroot directory {} must be a directory owned by root and writable only by root",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The children live next to the master, whatever the install prefix.
+fn child_binaries() -> Result<(PathBuf, PathBuf), String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
+    let dir = me.parent().unwrap_or(Path::new("/"));
+    let worker = dir.join("loaded-worker");
+    let prober = dir.join("loaded-prober");
+    for binary in [&worker, &prober] {
+        if !binary.exists() {
+            return Err(format!(
+                "{} is missing: it must be installed next to loaded-master",
+                binary.display()
+            ));
+        }
+    }
+    Ok((worker, prober))
+}
+
+fn online_cores() -> Result<u16, String> {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(u16::MAX as usize) as u16)
+        .map_err(|e| format!("cannot count the cores: {e}"))
+}
+
+fn warn_if_not_forwarding(config: &Config) {
+    let checks = [
+        (config.vip4.is_some(), "/proc/sys/net/ipv4/ip_forward"),
+        (config.vip6.is_some(), "/proc/sys/net/ipv6/conf/all/forwarding"),
+    ];
+    for (wanted, path) in checks {
+        if wanted && std::fs::read_to_string(path).map(|v| v.trim() == "0").unwrap_or(false) {
+            log::warn!("{path} is 0: rewritten packets will not be forwarded");
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The NFQUEUE rules the master installs and removes.
+//!
+//! Everything lives in two chains of our own per family in the mangle table: VIP traffic is
+//! queued in PREROUTING (before routing, so the rewritten destination is what gets routed),
+//! replies from the real servers in FORWARD. The only change to the built-in chains is one
+//! jump rule each. Chains named LOADED-* are ours by definition: a leftover from a run that
+//! was killed is removed at start; nothing else is ever flushed or changed.
+//!
+//! No --queue-bypass: with no worker bound, a VIP packet is dropped (the client retransmits)
+//! instead of being answered by the balancer's own stack with a reset, and a server's reply
+//! never leaks out with its real address.
+
+use loaded_proto::balancing::IpNet;
+use std::fmt;
+use std::net::IpAddr;
+use std::process::Command;
+
+pub const PREROUTING_CHAIN: &str = "LOADED-PREROUTING";
+pub const FORWARD_CHAIN: &str = "LOADED-FORWARD";
+
+/// ICMPv6 neighbour discovery (router/neighbour solicitation and advertisement, redirect)
+/// must reach the kernel untouched even when addressed to the VIP.
+const NDP_TYPES: std::ops::RangeInclusive<u8> = 133..=137;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn tool(self) -> &'static str {
+        match self {
+            Family::V4 => "iptables",
+            Family::V6 => "ip6tables",
+        }
+    }
+}
+
+/// What one family's rules are made of.
+#[derive(Clone, Debug)]
+pub struct FamilyRules {
+    pub family: Family,
+    pub vip: IpAddr,
+    /// Sources whose forwarded packets are replies to rewrite: the servers and the RIP net.
+    pub real_sources: Vec<IpNet>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RuleSet {
+    pub families: Vec<FamilyRules>,
+    pub first_queue: u16,
+    pub last_queue: u16,
+}
+
+#[derive(Debug)]
+pub struct RuleError {
+    pub command: String,
+    pub output: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` failed: {}", self.command, self.output.trim())
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+fn run(tool: &str, args: &[String]) -> Result<(), RuleError> {
+    let command = format!("{tool} {}", args.join(" "));
+    let output = Command::new(tool)
+        .args(args)
+        .output()
+        .map_err(|e| RuleError {
+            command: command.clone(),
+            output: format!("cannot run {tool}: {e}"),
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(RuleError {
+            command,
+            output: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+fn args(words: &[&str]) -> Vec<String> {
+    // -w: wait for the xtables lock instead of failing when another tool holds it.
+    let mut all = vec!["-w".to_string(), "-t".into(), "mangle".into()];
+    all.extend(words.iter().map(|w| w.to_string()));
+    all
+}
+
+impl RuleSet {
+    fn queue_target(&self) -> Vec<String> {
+        let mut target = vec!["-j".to_string(), "NFQUEUE".into()];
+        if self.first_queue == self.last_queue {
+            target.extend(["--queue-num".into(), self.first_queue.to_string()]);
+        } else {
+            target.extend([
+                "--queue-balance".into(),
+                format!("{}:{}", self.first_queue, self.last_queue),
+            ]);
+        }
+        target
+    }
+
+    /// The commands, in order, that install one family's rules.
+    pub fn install_commands(&self, rules: &FamilyRules) -> Vec<Vec<String>> {
+        let vip = rules.vip.to_string();
+        let mut commands = vec![
+            args(&["-N", PREROUTING_CHAIN]),
+            args(&["-N", FORWARD_CHAIN]),
+        ];
+        if rules.family == Family::V6 {
+            for icmp_type in NDP_TYPES {
+                commands.push(args(&[
+                    "-A",
+                    PREROUTING_CHAIN,
+                    "-d",
+                    &vip,
+                    "-p",
+                    "ipv6-icmp",
+                    "--icmpv6-type",
+                    &icmp_type.to_string(),
+                    "-j",
+                    "RETURN",
+                ]));
+            }
+        }
+        let mut queue_vip = args(&["-A", PREROUTING_CHAIN, "-d", &vip]);
+        queue_vip.extend(self.queue_target());
+        commands.push(queue_vip);
+        for source in &rules.real_sources {
+            let mut queue_replies = args(&["-A", FORWARD_CHAIN, "-s", &source.to_string()]);
+            queue_replies.extend(self.queue_target());
+            commands.push(queue_replies);
+        }
+        commands.push(args(&["-I", "PREROUTING", "1", "-j", PREROUTING_CHAIN]));
+        commands.push(args(&["-I", "FORWARD", "1", "-j", FORWARD_CHAIN]));
+        commands
+    }
+
+    /// Installs every family's rules. On failure, whatever was installed is removed again,
+    /// so the system is left as it was.
+    pub fn install(&self) -> Result<(), RuleError> {
+        for rules in &self.families {
+            remove_family(rules.family);
+            for command in self.install_commands(rules) {
+                if let Err(e) = run(rules.family.tool(), &command) {
+                    self.remove();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove(&self) {
+        for rules in &self.families {
+            remove_family(rules.family);
+        }
+    }
+}
+
+/// Removes our jumps and chains for one family; a missing piece is not an error (that is
+/// the state we want).
+pub fn remove_family(family: Family) {
+    for (builtin, chain) in [("PREROUTING", PREROUTING_CHAIN), ("FORWARD", FORWARD_CHAIN)] {
+        // A jump may have been added twice by hand; remove every copy.
+        while run(family.tool(), &args(&["-D", builtin, "-j", chain])).is_ok() {}
+        let _ = run(family.tool(), &args(&["-F", chain]));
+        let _ = run(family.tool(), &args(&["-X", chain]));
+    }
+}
+
+/// Whether our chains exist for a family (used by tests and status checks).
+pub fn chains_present(family: Family) -> bool {
+    run(family.tool(), &args(&["-n", "-L", PREROUTING_CHAIN])).is_ok()
+        || run(family.tool(), &args(&["-n", "-L", FORWARD_CHAIN])).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_rules_keep_neighbour_discovery_out_and_balance_over_the_queues() {
+        let set = RuleSet {
+            families: vec![],
+            first_queue: 0,
+            last_queue: 1,
+        };
+        let rules = FamilyRules {
+            family: Family::V6,
+            vip: "fd00:100::1".parse().unwrap(),
+            real_sources: vec![IpNet {
+                addr: "fd00:19::11".parse().unwrap(),
+                prefix_len: 128,
+            }],
+        };
+        let commands: Vec<String> = set
+            .install_commands(&rules)
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        let ndp = commands.iter().filter(|c| c.contains("--icmpv6-type")).count();
+        assert_eq!(ndp, 5);
+        let queue_vip = commands
+            .iter()
+            .position(|c| c.contains("-d fd00:100::1 -j NFQUEUE --queue-balance 0:1"))
+            .expect("VIP rule");
+        let last_ndp = commands.iter().rposition(|c| c.contains("--icmpv6-type")).unwrap();
+        assert!(last_ndp < queue_vip, "NDP exclusions must come first");
+        assert!(commands
+            .iter()
+            .any(|c| c.ends_with("-A LOADED-FORWARD -s fd00:19::11/128 -j NFQUEUE --queue-balance 0:1")));
+        assert!(commands.iter().all(|c| c.starts_with("-w -t mangle")));
+        // The jumps come last: the chains are complete before traffic enters them.
+        assert!(commands[commands.len() - 1].contains("-I FORWARD 1 -j LOADED-FORWARD"));
+    }
+
+    #[test]
+    fn a_single_queue_uses_queue_num() {
+        let set = RuleSet {
+            families: vec![],
+            first_queue: 3,
+            last_queue: 3,
+        };
+        assert_eq!(set.queue_target().join(" "), "-j NFQUEUE --queue-num 3");
+    }
+}

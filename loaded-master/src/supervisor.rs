@@ -1,0 +1,336 @@
+//! The master's event loop: it watches its children (their channels and SIGCHLD), relays
+//! their log lines, restarts a child that dies, and stops everything on SIGTERM/SIGINT.
+//!
+//! A dead worker is never left unnoticed: it is logged and restarted with a fresh queue
+//! socket (the binding died with the old one). A child that keeps dying stops the whole
+//! balancer rather than flapping forever.
+
+use crate::queues;
+use crate::spawn::{spawn, JailArgs, Role};
+use crate::syslog_sink;
+use loaded_proto::channel::{Channel, ChannelError};
+use loaded_proto::config::Config;
+use loaded_proto::message::Message;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const SIGNALS: Token = Token(0);
+
+/// More restarts than this within RESTART_WINDOW and the balancer gives up.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// What the supervisor needs to (re)start children.
+pub struct Settings {
+    pub config: Config,
+    pub worker_binary: PathBuf,
+    pub prober_binary: PathBuf,
+    pub jail: JailArgs,
+    pub queue_len: u32,
+    pub flow_table: OwnedFd,
+    pub flow_table_capacity: u64,
+}
+
+struct Child {
+    role: Role,
+    pid: Pid,
+    channel: Option<Channel>,
+}
+
+pub struct Supervisor {
+    settings: Settings,
+    poll: Poll,
+    children: HashMap<Token, Child>,
+    next_token: usize,
+    restarts: HashMap<String, VecDeque<Instant>>,
+}
+
+/// Why the loop ended.
+pub enum Exit {
+    /// SIGTERM or SIGINT.
+    Stopped,
+    /// A child kept dying.
+    Failed(String),
+}
+
+impl Supervisor {
+    pub fn new(settings: Settings) -> io::Result<Supervisor> {
+        Ok(Supervisor {
+            settings,
+            poll: Poll::new()?,
+            children: HashMap::new(),
+            next_token: 1,
+            restarts: HashMap::new(),
+        })
+    }
+
+    /// Starts a worker on an already bound queue socket; the master keeps no copy of it.
+    pub fn start_worker(&mut self, role: Role, queue_socket: nfq::Queue) -> io::Result<()> {
+        let Role::Worker { index, queue, .. } = role else {
+            unreachable!("start_worker is for workers");
+        };
+        let spawned = spawn(&self.settings.worker_binary, &role, &self.settings.jail)?;
+        let setup = Message::WorkerSetup {
+            worker: index,
+            queue,
+            flow_table_capacity: self.settings.flow_table_capacity,
+            config: Box::new(self.settings.config.clone()),
+        };
+        let sent = spawned.channel.send_with_fds(
+            &setup,
+            &[queue_socket.as_fd(), self.settings.flow_table.as_fd()],
+        );
+        drop(queue_socket);
+        let name = role.name();
+        self.adopt(role, spawned.pid, spawned.channel)?;
+        sent.map_err(|e| io::Error::other(format!("{name}: cannot send its setup: {e}")))
+    }
+
+    pub fn start_prober(&mut self) -> io::Result<()> {
+        let role = Role::Prober;
+        let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)?;
+        let sent = spawned.channel.send(&Message::ProberSetup {
+            config: Box::new(self.settings.config.clone()),
+        });
+        self.adopt(role, spawned.pid, spawned.channel)?;
+        sent.map_err(|e| io::Error::other(format!("prober: cannot send its setup: {e}")))
+    }
+
+    fn adopt(&mut self, role: Role, pid: Pid, channel: Channel) -> io::Result<()> {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        self.poll.registry().register(
+            &mut SourceFd(&channel.as_raw_fd()),
+            token,
+            Interest::READABLE,
+        )?;
+        log::info!("started {} (pid {pid})", role.name());
+        self.children.insert(
+            token,
+            Child {
+                role,
+                pid,
+                channel: Some(channel),
+            },
+        );
+        Ok(())
+    }
+
+    pub fn run(&mut self) -> io::Result<Exit> {
+        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        // A child may have died before the handler existed.
+        if let Some(exit) = self.reap_children() {
+            return Ok(exit);
+        }
+        let mut events = Events::with_capacity(64);
+        loop {
+            match self.poll.poll(&mut events, None) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                if event.token() == SIGNALS {
+                    for signal in signals.pending() {
+                        match signal {
+                            SIGTERM | SIGINT => {
+                                log::info!("signal {signal}: stopping");
+                                return Ok(Exit::Stopped);
+                            }
+                            SIGHUP => {
+                                syslog_sink::reconnect();
+                                log::info!(
+                                    "SIGHUP: syslog reopened; configuration changes take effect at restart"
+                                );
+                            }
+                            _ => {
+                                if let Some(exit) = self.reap_children() {
+                                    return Ok(exit);
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    self.drain_channel(event.token());
+                }
+            }
+        }
+    }
+
+    fn drain_channel(&mut self, token: Token) {
+        let Some(child) = self.children.get_mut(&token) else {
+            return;
+        };
+        let name = child.role.name();
+        loop {
+            let Some(channel) = child.channel.as_ref() else {
+                return;
+            };
+            let result = channel.recv();
+            let verdict = match result {
+                Ok((message, _)) => match child.role {
+                    Role::Worker { .. } => dispatch_worker(&name, message),
+                    Role::Prober => dispatch_prober(&name, message),
+                },
+                Err(e) if e.would_block() => return,
+                Err(ChannelError::Closed) => Err("closed its channel".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(reason) = verdict {
+                // Unknown or malformed traffic ends the channel; the child goes with it and
+                // SIGCHLD brings a fresh one.
+                let channel = child.channel.take();
+                if let Some(channel) = channel {
+                    let _ = self
+                        .poll
+                        .registry()
+                        .deregister(&mut SourceFd(&channel.as_raw_fd()));
+                }
+                if reason != "closed its channel" {
+                    log::error!("{name}: {reason}; ending it");
+                }
+                let _ = kill(child.pid, Signal::SIGKILL);
+                return;
+            }
+        }
+    }
+
+    /// Reaps every dead child and restarts it; Some(exit) when one keeps dying.
+    fn reap_children(&mut self) -> Option<Exit> {
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return None,
+                Ok(status) => status,
+            };
+            let (pid, how) = match status {
+                WaitStatus::Exited(pid, code) => (pid, format!("exited with status {code}")),
+                WaitStatus::Signaled(pid, signal, _) => (pid, format!("was killed by {signal}")),
+                _ => continue,
+            };
+            let Some(token) = self
+                .children
+                .iter()
+                .find(|(_, child)| child.pid == pid)
+                .map(|(token, _)| *token)
+            else {
+                continue;
+            };
+            let child = self.children.remove(&token).expect("found above");
+            if let Some(channel) = child.channel {
+                let _ = self
+                    .poll
+                    .registry()
+                    .deregister(&mut SourceFd(&channel.as_raw_fd()));
+            }
+            let name = child.role.name();
+            log::error!("{name} (pid {pid}) {how}; restarting it");
+            if let Err(reason) = self.restart(child.role) {
+                return Some(Exit::Failed(reason));
+            }
+        }
+    }
+
+    fn restart(&mut self, role: Role) -> Result<(), String> {
+        let name = role.name();
+        let history = self.restarts.entry(name.clone()).or_default();
+        let now = Instant::now();
+        while history
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+        {
+            history.pop_front();
+        }
+        if history.len() >= MAX_RESTARTS {
+            return Err(format!(
+                "{name} died {} times within {} s; giving up",
+                history.len() + 1,
+                RESTART_WINDOW.as_secs()
+            ));
+        }
+        history.push_back(now);
+        let started = match role {
+            Role::Worker { queue, .. } => queues::open(queue, self.settings.queue_len)
+                .map_err(|e| e.to_string())
+                .and_then(|socket| {
+                    self.start_worker(role, socket)
+                        .map_err(|e| e.to_string())
+                }),
+            Role::Prober => self.start_prober().map_err(|e| e.to_string()),
+        };
+        started.map_err(|e| format!("cannot restart {name}: {e}"))
+    }
+
+    /// Asks every child to stop, then kills the ones that do not within the grace period.
+    pub fn stop_children(&mut self) {
+        for child in self.children.values() {
+            if let Some(channel) = &child.channel {
+                let _ = channel.send(&Message::Shutdown);
+            }
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while !self.children.is_empty() && Instant::now() < deadline {
+            self.reap_quietly();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for child in self.children.values() {
+            log::warn!("{} (pid {}) did not stop; killing it", child.role.name(), child.pid);
+            let _ = kill(child.pid, Signal::SIGKILL);
+        }
+        while !self.children.is_empty() && waitpid(Pid::from_raw(-1), None).is_ok() {
+            self.reap_quietly();
+        }
+    }
+
+    fn reap_quietly(&mut self) {
+        self.children.retain(|_, child| {
+            !matches!(
+                waitpid(child.pid, Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(_)
+            )
+        });
+    }
+}
+
+/// What a worker may say to the master.
+fn dispatch_worker(name: &str, message: Message) -> Result<(), String> {
+    match message {
+        Message::Log { level, text } => {
+            syslog_sink::log_line(level, name, &text);
+            Ok(())
+        }
+        Message::Ready => {
+            log::info!("{name} is ready");
+            Ok(())
+        }
+        other => Err(format!("unexpected {} message", other.kind())),
+    }
+}
+
+/// What the prober may say to the master.
+fn dispatch_prober(name: &str, message: Message) -> Result<(), String> {
+    match message {
+        Message::Log { level, text } => {
+            syslog_sink::log_line(level, name, &text);
+            Ok(())
+        }
+        Message::Ready => {
+            log::info!("{name} is ready");
+            Ok(())
+        }
+        other => Err(format!("unexpected {} message", other.kind())),
+    }
+}

@@ -1,0 +1,116 @@
+//! The master's logger: every line of every process reaches syslog from here (facility
+//! daemon, ident `loaded`, the text prefixed with the process it came from).
+//!
+//! The socket is reopened when a send fails, so lines keep arriving after the syslog daemon
+//! restarts (it unlinks and rebinds /dev/log, which leaves our old socket dangling).
+
+use loaded_proto::message::LogLevel;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+type SyslogLogger = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+pub struct SyslogSink {
+    socket_path: PathBuf,
+    connection: Option<SyslogLogger>,
+    also_stderr: bool,
+}
+
+impl SyslogSink {
+    pub fn new(socket_path: PathBuf, also_stderr: bool) -> SyslogSink {
+        SyslogSink {
+            socket_path,
+            connection: None,
+            also_stderr,
+        }
+    }
+
+    fn connect(&self) -> Option<SyslogLogger> {
+        let formatter = syslog::Formatter3164 {
+            facility: syslog::Facility::LOG_DAEMON,
+            hostname: None,
+            process: "loaded".into(),
+            pid: std::process::id(),
+        };
+        syslog::unix_custom(formatter, &self.socket_path).ok()
+    }
+
+    fn send(connection: &mut SyslogLogger, level: LogLevel, line: &str) -> bool {
+        match level {
+            LogLevel::Error => connection.err(line),
+            LogLevel::Warning => connection.warning(line),
+            LogLevel::Info => connection.info(line),
+            LogLevel::Debug => connection.debug(line),
+        }
+        .is_ok()
+    }
+
+    pub fn write(&mut self, level: LogLevel, origin: &str, text: &str) {
+        // One line per record: a newline inside a message would forge a second record.
+        let line = format!("{origin}: {}", text.replace(['\n', '\r'], " "));
+        if self.also_stderr {
+            eprintln!("loaded: {line}");
+        }
+        if let Some(connection) = self.connection.as_mut() {
+            if Self::send(connection, level, &line) {
+                return;
+            }
+        }
+        // Not connected yet, or the daemon went away: reconnect once and retry.
+        self.connection = self.connect();
+        if let Some(connection) = self.connection.as_mut() {
+            if !Self::send(connection, level, &line) {
+                self.connection = None;
+            }
+        }
+    }
+
+    /// The pid in the syslog header must be the daemon's, which changes when it forks.
+    pub fn reconnect(&mut self) {
+        self.connection = self.connect();
+    }
+}
+
+static SINK: Mutex<Option<SyslogSink>> = Mutex::new(None);
+
+/// Writes a line from any process through the master's sink.
+pub fn log_line(level: LogLevel, origin: &str, text: &str) {
+    let mut guard = SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match guard.as_mut() {
+        Some(sink) => sink.write(level, origin, text),
+        None => eprintln!("loaded: {origin}: {text}"),
+    }
+}
+
+pub fn reconnect() {
+    let mut guard = SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(sink) = guard.as_mut() {
+        sink.reconnect();
+    }
+}
+
+/// The master's own `log::` lines, with origin `master`.
+struct MasterLogger;
+
+impl log::Log for MasterLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            log_line(record.level().into(), "master", &record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+pub fn init(socket_path: PathBuf, also_stderr: bool, level: log::LevelFilter) {
+    let mut sink = SyslogSink::new(socket_path, also_stderr);
+    sink.reconnect();
+    *SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(sink);
+    // Only fails if a logger is already set, which would be ours from an earlier call.
+    let _ = log::set_logger(&MasterLogger);
+    log::set_max_level(level);
+}

@@ -1,0 +1,342 @@
+//! The Unix-socket channel between loaded's processes: one SOCK_SEQPACKET datagram per
+//! message, descriptors passed with SCM_RIGHTS.
+//!
+//! SEQPACKET keeps message boundaries, so a truncated or merged message can only mean a
+//! broken peer; every such case is an error that ends the channel.
+
+use crate::message::{Message, MAX_MESSAGE_LEN};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Most descriptors any message carries (see `Message::expected_fds`).
+const MAX_FDS_PER_MESSAGE: usize = 4;
+
+#[derive(Debug)]
+pub enum ChannelError {
+    Io(io::Error),
+    /// The peer closed its end.
+    Closed,
+    /// The datagram or its descriptors did not fit the receive buffers.
+    Truncated,
+    Encode(String),
+    /// The bytes are not exactly one valid message.
+    Decode(String),
+    WrongFdCount {
+        kind: &'static str,
+        expected: usize,
+        received: usize,
+    },
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::Io(e) => write!(f, "channel i/o error: {e}"),
+            ChannelError::Closed => write!(f, "peer closed the channel"),
+            ChannelError::Truncated => write!(f, "truncated message or descriptors"),
+            ChannelError::Encode(e) => write!(f, "cannot encode message: {e}"),
+            ChannelError::Decode(e) => write!(f, "malformed message: {e}"),
+            ChannelError::WrongFdCount {
+                kind,
+                expected,
+                received,
+            } => write!(
+                f,
+                "{kind} message with {received} descriptors, expected {expected}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+impl ChannelError {
+    pub fn would_block(&self) -> bool {
+        matches!(self, ChannelError::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_MESSAGE_LEN>()
+}
+
+pub fn encode(message: &Message) -> Result<Vec<u8>, ChannelError> {
+    let bytes = bincode::serde::encode_to_vec(message, bincode_config())
+        .map_err(|e| ChannelError::Encode(e.to_string()))?;
+    if bytes.len() > MAX_MESSAGE_LEN {
+        return Err(ChannelError::Encode(format!(
+            "{} bytes exceed the limit of {MAX_MESSAGE_LEN}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Decodes exactly one message: trailing bytes are as much an error as missing ones.
+pub fn decode(bytes: &[u8]) -> Result<Message, ChannelError> {
+    let (message, used): (Message, usize) =
+        bincode::serde::decode_from_slice(bytes, bincode_config())
+            .map_err(|e| ChannelError::Decode(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(ChannelError::Decode(format!(
+            "{} trailing bytes after a {} message",
+            bytes.len() - used,
+            message.kind()
+        )));
+    }
+    Ok(message)
+}
+
+#[derive(Debug)]
+pub struct Channel {
+    socket: OwnedFd,
+}
+
+impl Channel {
+    /// A connected pair, both ends close-on-exec (the spawner clears the flag on the end
+    /// it hands to a child).
+    pub fn pair() -> io::Result<(Channel, Channel)> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        Ok((Channel { socket: a }, Channel { socket: b }))
+    }
+
+    pub fn from_fd(socket: OwnedFd) -> Channel {
+        Channel { socket }
+    }
+
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        let flags = nix::fcntl::fcntl(&self.socket, nix::fcntl::FcntlArg::F_GETFL)?;
+        let mut flags = nix::fcntl::OFlag::from_bits_truncate(flags);
+        flags.set(nix::fcntl::OFlag::O_NONBLOCK, nonblocking);
+        nix::fcntl::fcntl(&self.socket, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        Ok(())
+    }
+
+    pub fn send(&self, message: &Message) -> Result<(), ChannelError> {
+        self.send_with_fds(message, &[])
+    }
+
+    /// Sends without waiting for room: for log lines, which must never stall the datapath.
+    pub fn try_send(&self, message: &Message) -> Result<(), ChannelError> {
+        self.send_flags(message, &[], MsgFlags::MSG_DONTWAIT)
+    }
+
+    pub fn send_with_fds(
+        &self,
+        message: &Message,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(), ChannelError> {
+        self.send_flags(message, fds, MsgFlags::empty())
+    }
+
+    fn send_flags(
+        &self,
+        message: &Message,
+        fds: &[BorrowedFd<'_>],
+        flags: MsgFlags,
+    ) -> Result<(), ChannelError> {
+        if fds.len() != message.expected_fds() {
+            return Err(ChannelError::WrongFdCount {
+                kind: message.kind(),
+                expected: message.expected_fds(),
+                received: fds.len(),
+            });
+        }
+        let bytes = encode(message)?;
+        let raw_fds: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+        let rights = [ControlMessage::ScmRights(&raw_fds)];
+        let cmsgs: &[ControlMessage] = if raw_fds.is_empty() { &[] } else { &rights };
+        let iov = [IoSlice::new(&bytes)];
+        loop {
+            match sendmsg::<()>(self.socket.as_raw_fd(), &iov, cmsgs, flags, None) {
+                Ok(_) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EPIPE) | Err(nix::errno::Errno::ECONNRESET) => {
+                    return Err(ChannelError::Closed)
+                }
+                Err(e) => return Err(ChannelError::Io(e.into())),
+            }
+        }
+    }
+
+    /// Receives one message and the descriptors that came with it, checking their number.
+    pub fn recv(&self) -> Result<(Message, Vec<OwnedFd>), ChannelError> {
+        let mut buffer = vec![0u8; MAX_MESSAGE_LEN + 1];
+        let mut cmsg_space = nix::cmsg_space!([RawFd; MAX_FDS_PER_MESSAGE]);
+        let (len, truncated, fds) = loop {
+            let mut iov = [IoSliceMut::new(&mut buffer)];
+            match recvmsg::<()>(
+                self.socket.as_raw_fd(),
+                &mut iov,
+                Some(cmsg_space.as_mut_slice()),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fds = Vec::new();
+                    for cmsg in msg.cmsgs().map_err(|e| ChannelError::Io(e.into()))? {
+                        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                            for fd in raw {
+                                // SAFETY: the kernel has just installed these descriptors in
+                                // our table for us; nothing else refers to them yet.
+                                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                            }
+                        }
+                    }
+                    let truncated = msg
+                        .flags
+                        .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+                    break (msg.bytes, truncated, fds);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::ECONNRESET) => return Err(ChannelError::Closed),
+                Err(e) => return Err(ChannelError::Io(e.into())),
+            }
+        };
+        if truncated || len > MAX_MESSAGE_LEN {
+            return Err(ChannelError::Truncated);
+        }
+        if len == 0 {
+            return Err(ChannelError::Closed);
+        }
+        let message = decode(&buffer[..len])?;
+        if fds.len() != message.expected_fds() {
+            return Err(ChannelError::WrongFdCount {
+                kind: message.kind(),
+                expected: message.expected_fds(),
+                received: fds.len(),
+            });
+        }
+        Ok((message, fds))
+    }
+
+    /// Sends raw bytes, bypassing encoding: only for tests of the receiving side.
+    #[doc(hidden)]
+    pub fn send_raw_for_test(&self, bytes: &[u8]) -> io::Result<()> {
+        let iov = [IoSlice::new(bytes)];
+        sendmsg::<()>(self.socket.as_raw_fd(), &iov, &[], MsgFlags::empty(), None)?;
+        Ok(())
+    }
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+impl AsRawFd for Channel {
+    fn as_raw_fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
+    }
+}
+
+impl From<Channel> for OwnedFd {
+    fn from(channel: Channel) -> OwnedFd {
+        channel.socket
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::LogLevel;
+
+    #[test]
+    fn message_round_trip() {
+        let (a, b) = Channel::pair().unwrap();
+        let sent = Message::Log {
+            level: LogLevel::Info,
+            text: "hello".into(),
+        };
+        a.send(&sent).unwrap();
+        let (received, fds) = b.recv().unwrap();
+        assert_eq!(received, sent);
+        assert!(fds.is_empty());
+    }
+
+    #[test]
+    fn descriptors_travel_with_their_message() {
+        let (a, b) = Channel::pair().unwrap();
+        let (x, y) = Channel::pair().unwrap();
+        let config = Box::new(crate::config::Config::parse("VIP4=198.18.100.1\nserver4=198.19.0.11\n", "t").unwrap());
+        let setup = Message::WorkerSetup {
+            worker: 1,
+            queue: 1,
+            flow_table_capacity: 1024,
+            config,
+        };
+        a.send_with_fds(&setup, &[x.as_fd(), y.as_fd()]).unwrap();
+        let (received, fds) = b.recv().unwrap();
+        assert_eq!(received, setup);
+        assert_eq!(fds.len(), 2);
+        // The passed descriptor is a working copy of x: a message through it reaches y.
+        let x_copy = Channel::from_fd(fds.into_iter().next().unwrap());
+        x_copy.send(&Message::Ready).unwrap();
+        assert_eq!(y.recv().unwrap().0, Message::Ready);
+    }
+
+    #[test]
+    fn wrong_descriptor_count_is_refused_on_both_sides() {
+        let (a, b) = Channel::pair().unwrap();
+        let err = a.send_with_fds(&Message::Ready, &[b.as_fd()]).unwrap_err();
+        assert!(matches!(err, ChannelError::WrongFdCount { .. }), "{err}");
+        // A peer that bypasses the check (raw sendmsg) is caught by the receiver.
+        let bytes = encode(&Message::Ready).unwrap();
+        let fd = b.as_raw_fd();
+        let rights = [ControlMessage::ScmRights(std::slice::from_ref(&fd))];
+        sendmsg::<()>(a.as_raw_fd(), &[IoSlice::new(&bytes)], &rights, MsgFlags::empty(), None)
+            .unwrap();
+        let err = b.recv().unwrap_err();
+        assert!(matches!(err, ChannelError::WrongFdCount { expected: 0, received: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn garbage_truncated_and_trailing_bytes_are_errors() {
+        let (a, b) = Channel::pair().unwrap();
+        a.send_raw_for_test(&[0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+        assert!(matches!(b.recv().unwrap_err(), ChannelError::Decode(_)));
+
+        let mut bytes = encode(&Message::Log { level: LogLevel::Error, text: "x".repeat(100) }).unwrap();
+        bytes.truncate(bytes.len() - 10);
+        a.send_raw_for_test(&bytes).unwrap();
+        assert!(matches!(b.recv().unwrap_err(), ChannelError::Decode(_)));
+
+        let mut bytes = encode(&Message::Ready).unwrap();
+        bytes.push(0);
+        a.send_raw_for_test(&bytes).unwrap();
+        assert!(matches!(b.recv().unwrap_err(), ChannelError::Decode(_)));
+    }
+
+    #[test]
+    fn oversized_datagram_is_refused() {
+        let (a, b) = Channel::pair().unwrap();
+        let huge = vec![0u8; MAX_MESSAGE_LEN + 100];
+        // The socket may refuse a datagram this large outright; if it takes it, the receiver
+        // must see truncation rather than decode a prefix.
+        if a.send_raw_for_test(&huge).is_ok() {
+            assert!(matches!(b.recv().unwrap_err(), ChannelError::Truncated));
+        }
+        let err = a
+            .send(&Message::Log { level: LogLevel::Info, text: "y".repeat(MAX_MESSAGE_LEN) })
+            .unwrap_err();
+        assert!(matches!(err, ChannelError::Encode(_)), "{err}");
+    }
+
+    #[test]
+    fn closed_peer_is_reported() {
+        let (a, b) = Channel::pair().unwrap();
+        drop(a);
+        assert!(matches!(b.recv().unwrap_err(), ChannelError::Closed));
+    }
+}

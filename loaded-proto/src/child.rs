@@ -1,0 +1,48 @@
+//! The first steps of every child process, in the order the design requires: take the
+//! control channel, set up logging through it, then jail (pin, chroot, drop to the user,
+//! keep one capability, no_new_privs), all before reading a byte from the channel or the
+//! network.
+
+use crate::channel::Channel;
+use crate::child_args::{self, ChildArgs};
+use crate::jail::{self, JailSpec};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// Where the master puts a child's end of the control channel.
+pub const CHANNEL_FD: i32 = 3;
+
+/// Returns the jailed child's arguments and channel, or exits the process with a logged
+/// reason: a child that cannot jail itself must not run at all.
+pub fn start(keep: caps::Capability) -> (ChildArgs, Channel) {
+    // SAFETY: the master starts every child with its channel on CHANNEL_FD (see the
+    // master's spawn module), and nothing in this process has touched that fd yet.
+    let channel = Channel::from_fd(unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) });
+    let args = match child_args::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("this program is started by loaded-master, not by hand: {e}");
+            std::process::exit(2);
+        }
+    };
+    let level = if args.debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    if let Err(e) = crate::relay_log::init(&channel, level) {
+        eprintln!("cannot set up logging: {e}");
+        std::process::exit(1);
+    }
+    let spec = JailSpec {
+        core: args.core.map(usize::from),
+        chroot: args.chroot.clone(),
+        uid: args.uid,
+        gid: args.gid,
+        keep,
+    };
+    if let Err(e) = jail::enter(&spec) {
+        log::error!("cannot drop privileges: {e}");
+        std::process::exit(1);
+    }
+    (args, channel)
+}

@@ -1,0 +1,212 @@
+//! Rules that involve more than one setting, checked once the whole file is read.
+
+use super::error::ConfigError;
+use super::keys::Key;
+use super::model::Config;
+use super::parse::SourceLines;
+use crate::balancing::{Backend, IpNet};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+
+pub fn check(config: &Config, lines: &SourceLines, file: &str) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut report = |line: Option<usize>, message: String| {
+        errors.push(ConfigError {
+            file: file.to_owned(),
+            line,
+            message,
+        });
+    };
+    let no_vip_at_all = config.vip4.is_none() && config.vip6.is_none();
+    if no_vip_at_all && !lines.failed(Key::Vip4) && !lines.failed(Key::Vip6) {
+        report(
+            None,
+            "neither VIP4 nor VIP6 is set; loaded needs at least one address to balance".to_owned(),
+        );
+    }
+    for family in Family::both(config, lines) {
+        check_family(&family, config.failover, lines, no_vip_at_all, &mut report);
+    }
+    check_cores(config, lines, &mut report);
+    check_timing(config, lines, &mut report);
+    check_discovery(config, lines, &mut report);
+    errors
+}
+
+/// What the rules need to know of one address family, so they are written once for both.
+struct Family<'a> {
+    vip_key: Key,
+    server_key: Key,
+    rip_key: Key,
+    vip: Option<IpAddr>,
+    servers: &'a [Backend],
+    server_lines: &'a [usize],
+    rip: Option<IpNet>,
+}
+
+impl<'a> Family<'a> {
+    fn both(config: &'a Config, lines: &'a SourceLines) -> [Family<'a>; 2] {
+        [
+            Family {
+                vip_key: Key::Vip4,
+                server_key: Key::Server4,
+                rip_key: Key::Rip4,
+                vip: config.vip4.map(IpAddr::V4),
+                servers: &config.servers4,
+                server_lines: &lines.servers4,
+                rip: config.rip4,
+            },
+            Family {
+                vip_key: Key::Vip6,
+                server_key: Key::Server6,
+                rip_key: Key::Rip6,
+                vip: config.vip6.map(IpAddr::V6),
+                servers: &config.servers6,
+                server_lines: &lines.servers6,
+                rip: config.rip6,
+            },
+        ]
+    }
+}
+
+fn check_family(
+    family: &Family,
+    failover: bool,
+    lines: &SourceLines,
+    no_vip_at_all: bool,
+    report: &mut impl FnMut(Option<usize>, String),
+) {
+    let (vip_name, server_name, rip_name) = (
+        family.vip_key.name(),
+        family.server_key.name(),
+        family.rip_key.name(),
+    );
+    let servers = family
+        .servers
+        .iter()
+        .zip(family.server_lines.iter().copied());
+    match family.vip {
+        // With no VIP at all the file-level error says it; one more per server is noise.
+        None if no_vip_at_all || lines.failed(family.vip_key) => {}
+        None => {
+            for (server, line) in servers.clone() {
+                report(
+                    Some(line),
+                    format!(
+                        "{server_name} {} has no {vip_name} to serve; set {vip_name}",
+                        server.addr
+                    ),
+                );
+            }
+        }
+        Some(vip) => {
+            let hot_plug_fills_it = failover && family.rip.is_some();
+            if family.servers.is_empty() && !hot_plug_fills_it && !lines.failed(family.server_key) {
+                report(
+                    lines.line_of(family.vip_key),
+                    format!(
+                        "{vip_name} {vip} has no {server_name}; add {server_name} lines, \
+                         or turn on failover and set {rip_name} so servers are found while running"
+                    ),
+                );
+            }
+            for (server, line) in servers.clone().filter(|(server, _)| server.addr == vip) {
+                report(
+                    Some(line),
+                    format!("{server_name} {} is the {vip_name} itself", server.addr),
+                );
+            }
+        }
+    }
+    let mut first_listed: HashMap<IpAddr, usize> = HashMap::new();
+    for (server, line) in servers {
+        if let Some(first) = first_listed.get(&server.addr) {
+            report(
+                Some(line),
+                format!(
+                    "{server_name} {} is already listed on line {first}",
+                    server.addr
+                ),
+            );
+        } else {
+            first_listed.insert(server.addr, line);
+        }
+    }
+}
+
+fn check_cores(
+    config: &Config,
+    lines: &SourceLines,
+    report: &mut impl FnMut(Option<usize>, String),
+) {
+    if let (Some(first), Some(last)) = (config.first_core, config.last_core) {
+        if first > last {
+            let first_line = lines
+                .line_of(Key::FirstCore)
+                .map(|line| format!(" (line {line})"))
+                .unwrap_or_default();
+            report(
+                lines.line_of(Key::LastCore),
+                format!("LAST_CORE={last} is below FIRST_CORE={first}{first_line}"),
+            );
+        }
+    }
+}
+
+fn check_timing(
+    config: &Config,
+    lines: &SourceLines,
+    report: &mut impl FnMut(Option<usize>, String),
+) {
+    if lines.failed(Key::CheckTimeout) || lines.failed(Key::CheckCycle) {
+        return;
+    }
+    if config.check_timeout >= config.check_cycle {
+        report(
+            lines.line_of(Key::CheckTimeout).or(lines.line_of(Key::CheckCycle)),
+            format!(
+                "check_timeout ({} s) must be shorter than check_cycle ({} s), or checks would overlap",
+                config.check_timeout.as_secs(),
+                config.check_cycle.as_secs()
+            ),
+        );
+    }
+}
+
+/// A link-local destination means nothing without an interface to send it on.
+fn check_discovery(
+    config: &Config,
+    lines: &SourceLines,
+    report: &mut impl FnMut(Option<usize>, String),
+) {
+    let Some(broadcast6) = config.broadcast6 else {
+        return;
+    };
+    if is_link_scoped(broadcast6) && config.private_nic.is_none() && !lines.failed(Key::PrivateNic)
+    {
+        report(
+            lines.line_of(Key::Broadcast6),
+            format!("broadcast6 {broadcast6} is link-local, so private_NIC must name the interface to send it on"),
+        );
+    }
+}
+
+fn is_link_scoped(addr: Ipv6Addr) -> bool {
+    let first = addr.segments()[0];
+    let link_local_unicast = first & 0xffc0 == 0xfe80;
+    let link_local_multicast = first & 0xff0f == 0xff02;
+    link_local_unicast || link_local_multicast
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_scope() {
+        assert!(is_link_scoped("ff02::1".parse().unwrap()));
+        assert!(is_link_scoped("fe80::1".parse().unwrap()));
+        assert!(!is_link_scoped("ff05::1".parse().unwrap()));
+        assert!(!is_link_scoped("fd00::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,73 @@
+//! The one message enum that every channel between loaded's processes carries.
+//!
+//! Each message is one SOCK_SEQPACKET datagram holding its bincode 2 encoding; file
+//! descriptors ride along as SCM_RIGHTS on the same datagram. A message that does not decode
+//! exactly, or that arrives with the wrong number of descriptors, is fatal for the channel:
+//! the peer is either buggy or compromised, and neither is worth talking to.
+
+use crate::config::Config;
+use serde::{Deserialize, Serialize};
+
+/// Upper bound on one encoded message. A config with hundreds of servers fits easily; the
+/// bound keeps a hostile length prefix from making the receiver allocate.
+pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// master -> worker, with two descriptors: the NFQUEUE netlink socket already bound to
+    /// `queue`, then the shared flow table memfd. Sent once, right after the fork.
+    WorkerSetup {
+        worker: u32,
+        queue: u16,
+        flow_table_capacity: u64,
+        config: Box<Config>,
+    },
+    /// master -> prober, no descriptor.
+    ProberSetup { config: Box<Config> },
+    /// child -> master: setup is complete and the child is in its jail.
+    Ready,
+    /// child -> master: one log line for syslog; the master adds the child's name.
+    Log { level: LogLevel, text: String },
+    /// master -> child: finish the work in hand and exit.
+    Shutdown,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogLevel {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+impl Message {
+    /// How many descriptors must arrive with this message.
+    pub fn expected_fds(&self) -> usize {
+        match self {
+            Message::WorkerSetup { .. } => 2,
+            _ => 0,
+        }
+    }
+
+    /// Short name for logs, never the contents (a Log message's text could be long).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::WorkerSetup { .. } => "WorkerSetup",
+            Message::ProberSetup { .. } => "ProberSetup",
+            Message::Ready => "Ready",
+            Message::Log { .. } => "Log",
+            Message::Shutdown => "Shutdown",
+        }
+    }
+}
+
+impl From<log::Level> for LogLevel {
+    fn from(level: log::Level) -> Self {
+        match level {
+            log::Level::Error => LogLevel::Error,
+            log::Level::Warn => LogLevel::Warning,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Debug | log::Level::Trace => LogLevel::Debug,
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The worker's `run`: jail first, then receive the queue socket, the shared flow table and
+//! the config from the master, then serve the queue until told to stop.
+
+use crate::datapath::balancer::{Balancer, BalancerConfig};
+use crate::datapath::flow::Vips;
+use crate::datapath::flow_table::SharedFlowTable;
+use crate::packet_loop::{PacketLoop, Stop};
+use loaded_proto::channel::Channel;
+use loaded_proto::config::Config;
+use loaded_proto::message::Message;
+use std::os::fd::{AsFd, OwnedFd};
+
+pub fn run() -> i32 {
+    let (args, channel) = loaded_proto::child::start(caps::Capability::CAP_NET_ADMIN);
+    let (setup, fds) = match channel.recv() {
+        Ok(received) => received,
+        Err(e) => {
+            log::error!("no setup from the master: {e}");
+            return 1;
+        }
+    };
+    let Message::WorkerSetup {
+        worker,
+        queue,
+        flow_table_capacity,
+        config,
+    } = setup
+    else {
+        log::error!("expected WorkerSetup, got {}", setup.kind());
+        return 1;
+    };
+    if args.queue != Some(queue) {
+        log::error!("setup names queue {queue}, my command line {:?}", args.queue);
+        return 1;
+    }
+    let mut fds = fds.into_iter();
+    let (Some(queue_fd), Some(table_fd)) = (fds.next(), fds.next()) else {
+        unreachable!("the channel checks the descriptor count");
+    };
+    let mut packet_loop = match build(queue_fd, table_fd, flow_table_capacity, &config, channel, worker) {
+        Ok(packet_loop) => packet_loop,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    log::info!("serving NFQUEUE {queue}");
+    match packet_loop.run() {
+        Ok(Stop::Shutdown) => {
+            log::info!("stopping: {}", packet_loop.summary());
+            0
+        }
+        Ok(Stop::MasterGone) => 0,
+        Err(e) => {
+            log::error!("{e}; {}", packet_loop.summary());
+            1
+        }
+    }
+}
+
+fn build(
+    queue_fd: OwnedFd,
+    table_fd: OwnedFd,
+    capacity: u64,
+    config: &Config,
+    channel: Channel,
+    worker: u32,
+) -> Result<PacketLoop, String> {
+    let table = SharedFlowTable::map(table_fd.as_fd(), capacity as usize)
+        .map_err(|e| format!("cannot map the shared flow table: {e}"))?;
+    drop(table_fd);
+    let balancer = Balancer::new(
+        BalancerConfig {
+            strategy: config.strategy,
+            stickiness: config.stickiness,
+            backends: config.backends(),
+            flow_timeout: config.flow_timeout,
+        },
+        table,
+    );
+    let vips = Vips {
+        v4: config.vip4,
+        v6: config.vip6,
+    };
+    let mut queue = nfq::Queue::from(queue_fd);
+    queue.set_nonblocking(true);
+    channel
+        .send(&Message::Ready)
+        .map_err(|e| format!("cannot report ready: {e}"))?;
+    PacketLoop::new(queue, channel, balancer, vips, worker).map_err(|e| e.to_string())
+}

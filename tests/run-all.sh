@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test of loaded: installs the system packages the tests need, checks formatting
+# and lints, builds, then runs the unit, property and end-to-end tests.
+# The end-to-end tests need root: they create (and always delete) network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+	echo "tests/run-all.sh: run as root (sudo): the end-to-end tests create network namespaces" >&2
+	exit 1
+fi
+
+packages="iproute2 iptables python3 curl procps"
+missing=""
+for p in $packages; do
+	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+fi
+command -v cargo >/dev/null || { echo "cargo is needed (https://rustup.rs)" >&2; exit 1; }
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo build --workspace
+cargo test --workspace -- --test-threads=2
