@@ -41,8 +41,14 @@ pub struct Parsed {
 pub fn read_settings(text: &str, file: &str) -> Parsed {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let dialect = Dialect::of(text);
+    let mut config = Config::default();
+    if dialect == Dialect::Shell {
+        // The original's scripts install their own NFQUEUE rules, as the admin runs them;
+        // loaded adding a second set would queue every reply twice.
+        config.rules = Rules::Manual;
+    }
     let mut parsed = Parsed {
-        config: Config::default(),
+        config,
         lines: SourceLines::default(),
         errors: Vec::new(),
     };
