@@ -54,11 +54,9 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             Short('Q') | Long("queue-len") => {
                 let value = parser.value().map_err(|e| e.to_string())?;
                 let text = value.to_string_lossy();
-                let len = text
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("-Q: '{text}' is not a queue length (1 to 4294967295)"))?;
+                let len = text.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("-Q: '{text}' is not a queue length (1 to 4294967295)")
+                })?;
                 options.queue_len = Some(len);
             }
             Short('U') | Long("user") => {
@@ -97,9 +95,15 @@ mod tests {
 
     #[test]
     fn short_long_and_attached_forms() {
-        let Command::Run(options) =
-            run(&["-6", "-cmy.conf", "--queue-len=100", "-fD", "--user", "daemon"]).unwrap()
-        else {
+        let Command::Run(options) = run(&[
+            "-6",
+            "-cmy.conf",
+            "--queue-len=100",
+            "-fD",
+            "--user",
+            "daemon",
+        ])
+        .unwrap() else {
             panic!("not a run")
         };
         assert!(options.ipv6_only && options.failover && options.foreground);
@@ -112,7 +116,9 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_refused_with_a_reason() {
-        assert!(run(&["-Q", "lots"]).unwrap_err().contains("not a queue length"));
+        assert!(run(&["-Q", "lots"])
+            .unwrap_err()
+            .contains("not a queue length"));
         assert!(run(&["-Q", "0"]).is_err());
         assert!(run(&["-4", "-6"]).unwrap_err().contains("exclude"));
         assert!(run(&["-x"]).is_err());

@@ -116,14 +116,19 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
     // Privileged resources, in the order that is easiest to undo.
     let mut queue_sockets = Vec::new();
     for core in cores.clone() {
-        queue_sockets.push((core, queues::open(core, config.nfq_len).map_err(|e| e.to_string())?));
+        queue_sockets.push((
+            core,
+            queues::open(core, config.nfq_len).map_err(|e| e.to_string())?,
+        ));
     }
     let capacity = u64::from(config.max_flows);
     let flow_table = flow_table::create_region(capacity as usize)
         .map_err(|e| format!("cannot create the shared flow table: {e}"))?;
     let rule_set = rule_set(&config, *cores.start(), *cores.end());
     if config.rules == Rules::Auto {
-        rule_set.install().map_err(|e| format!("cannot install rules: {e}"))?;
+        rule_set
+            .install()
+            .map_err(|e| format!("cannot install rules: {e}"))?;
     }
     // From here on, every exit path removes the rules.
     let result = run_daemon(
@@ -264,8 +269,8 @@ fn prepare_chroot(path: &Path) -> Result<(), String> {
             .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)))
             .map_err(|e| format!("cannot create chroot directory {}: {e}", path.display()))?;
     }
-    let meta = std::fs::metadata(path)
-        .map_err(|e| format!("chroot directory {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("chroot directory {}: {e}", path.display()))?;
     if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
         return Err(format!(
             "chroot directory {} must be a directory owned by root and writable only by root",
@@ -301,10 +306,17 @@ fn online_cores() -> Result<u16, String> {
 fn warn_if_not_forwarding(config: &Config) {
     let checks = [
         (config.vip4.is_some(), "/proc/sys/net/ipv4/ip_forward"),
-        (config.vip6.is_some(), "/proc/sys/net/ipv6/conf/all/forwarding"),
+        (
+            config.vip6.is_some(),
+            "/proc/sys/net/ipv6/conf/all/forwarding",
+        ),
     ];
     for (wanted, path) in checks {
-        if wanted && std::fs::read_to_string(path).map(|v| v.trim() == "0").unwrap_or(false) {
+        if wanted
+            && std::fs::read_to_string(path)
+                .map(|v| v.trim() == "0")
+                .unwrap_or(false)
+        {
             log::warn!("{path} is 0: rewritten packets will not be forwarded");
         }
     }

@@ -19,9 +19,16 @@ pub struct QueueError {
 
 impl fmt::Display for QueueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NFQUEUE {}: cannot {}: {}", self.queue, self.step, self.source)?;
+        write!(
+            f,
+            "NFQUEUE {}: cannot {}: {}",
+            self.queue, self.step, self.source
+        )?;
         if self.step == "bind" && self.source.raw_os_error() == Some(libc::EBUSY) {
-            write!(f, " (another program, perhaps another loaded, is bound to it)")?;
+            write!(
+                f,
+                " (another program, perhaps another loaded, is bound to it)"
+            )?;
         }
         Ok(())
     }
@@ -30,10 +37,12 @@ impl fmt::Display for QueueError {
 impl std::error::Error for QueueError {}
 
 pub fn open(queue: u16, max_len: u32) -> Result<nfq::Queue, QueueError> {
-    let err = |step| move |source| QueueError {
-        queue,
-        step,
-        source,
+    let err = |step| {
+        move |source| QueueError {
+            queue,
+            step,
+            source,
+        }
     };
     let mut socket = nfq::Queue::open().map_err(err("open a netlink socket"))?;
     socket.bind(queue).map_err(err("bind"))?;

@@ -176,12 +176,6 @@ pub fn remove_family(family: Family) {
     }
 }
 
-/// Whether our chains exist for a family (used by tests and status checks).
-pub fn chains_present(family: Family) -> bool {
-    run(family.tool(), &args(&["-n", "-L", PREROUTING_CHAIN])).is_ok()
-        || run(family.tool(), &args(&["-n", "-L", FORWARD_CHAIN])).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,17 +200,24 @@ mod tests {
             .iter()
             .map(|c| c.join(" "))
             .collect();
-        let ndp = commands.iter().filter(|c| c.contains("--icmpv6-type")).count();
+        let ndp = commands
+            .iter()
+            .filter(|c| c.contains("--icmpv6-type"))
+            .count();
         assert_eq!(ndp, 5);
         let queue_vip = commands
             .iter()
             .position(|c| c.contains("-d fd00:100::1 -j NFQUEUE --queue-balance 0:1"))
             .expect("VIP rule");
-        let last_ndp = commands.iter().rposition(|c| c.contains("--icmpv6-type")).unwrap();
+        let last_ndp = commands
+            .iter()
+            .rposition(|c| c.contains("--icmpv6-type"))
+            .unwrap();
         assert!(last_ndp < queue_vip, "NDP exclusions must come first");
         assert!(commands
             .iter()
-            .any(|c| c.ends_with("-A LOADED-FORWARD -s fd00:19::11/128 -j NFQUEUE --queue-balance 0:1")));
+            .any(|c| c
+                .ends_with("-A LOADED-FORWARD -s fd00:19::11/128 -j NFQUEUE --queue-balance 0:1")));
         assert!(commands.iter().all(|c| c.starts_with("-w -t mangle")));
         // The jumps come last: the chains are complete before traffic enters them.
         assert!(commands[commands.len() - 1].contains("-I FORWARD 1 -j LOADED-FORWARD"));

@@ -13,7 +13,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
     Worker { index: u32, core: u16, queue: u16 },
@@ -59,7 +58,12 @@ pub fn spawn(binary: &Path, role: &Role, jail: &JailArgs) -> io::Result<Spawned>
         ]);
     }
     command
-        .args(["--uid", &jail.uid.to_string(), "--gid", &jail.gid.to_string()])
+        .args([
+            "--uid",
+            &jail.uid.to_string(),
+            "--gid",
+            &jail.gid.to_string(),
+        ])
         .arg("--chroot")
         .arg(&jail.chroot);
     if jail.debug {

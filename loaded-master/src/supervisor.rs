@@ -265,10 +265,7 @@ impl Supervisor {
         let started = match role {
             Role::Worker { queue, .. } => queues::open(queue, self.settings.queue_len)
                 .map_err(|e| e.to_string())
-                .and_then(|socket| {
-                    self.start_worker(role, socket)
-                        .map_err(|e| e.to_string())
-                }),
+                .and_then(|socket| self.start_worker(role, socket).map_err(|e| e.to_string())),
             Role::Prober => self.start_prober().map_err(|e| e.to_string()),
         };
         started.map_err(|e| format!("cannot restart {name}: {e}"))
@@ -287,7 +284,11 @@ impl Supervisor {
             std::thread::sleep(Duration::from_millis(20));
         }
         for child in self.children.values() {
-            log::warn!("{} (pid {}) did not stop; killing it", child.role.name(), child.pid);
+            log::warn!(
+                "{} (pid {}) did not stop; killing it",
+                child.role.name(),
+                child.pid
+            );
             let _ = kill(child.pid, Signal::SIGKILL);
         }
         while !self.children.is_empty() && waitpid(Pid::from_raw(-1), None).is_ok() {

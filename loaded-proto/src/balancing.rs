@@ -98,14 +98,23 @@ mod tests {
 
     #[test]
     fn prefix_contains() {
-        let net = IpNet { addr: "198.19.0.0".parse().unwrap(), prefix_len: 23 };
+        let net = IpNet {
+            addr: "198.19.0.0".parse().unwrap(),
+            prefix_len: 23,
+        };
         assert!(net.contains("198.19.1.255".parse().unwrap()));
         assert!(!net.contains("198.19.2.0".parse().unwrap()));
         assert!(!net.contains("fd00::1".parse().unwrap()));
-        let net6 = IpNet { addr: "fd00:19::".parse().unwrap(), prefix_len: 64 };
+        let net6 = IpNet {
+            addr: "fd00:19::".parse().unwrap(),
+            prefix_len: 64,
+        };
         assert!(net6.contains("fd00:19::abcd".parse().unwrap()));
         assert!(!net6.contains("fd00:18::1".parse().unwrap()));
-        let all = IpNet { addr: "0.0.0.0".parse().unwrap(), prefix_len: 0 };
+        let all = IpNet {
+            addr: "0.0.0.0".parse().unwrap(),
+            prefix_len: 0,
+        };
         assert!(all.contains("198.18.0.1".parse().unwrap()));
     }
 }

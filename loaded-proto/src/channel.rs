@@ -269,7 +269,9 @@ mod tests {
     fn descriptors_travel_with_their_message() {
         let (a, b) = Channel::pair().unwrap();
         let (x, y) = Channel::pair().unwrap();
-        let config = Box::new(crate::config::Config::parse("VIP4=198.18.100.1\nserver4=198.19.0.11\n", "t").unwrap());
+        let config = Box::new(
+            crate::config::Config::parse("VIP4=198.18.100.1\nserver4=198.19.0.11\n", "t").unwrap(),
+        );
         let setup = Message::WorkerSetup {
             worker: 1,
             queue: 1,
@@ -295,19 +297,40 @@ mod tests {
         let bytes = encode(&Message::Ready).unwrap();
         let fd = b.as_raw_fd();
         let rights = [ControlMessage::ScmRights(std::slice::from_ref(&fd))];
-        sendmsg::<()>(a.as_raw_fd(), &[IoSlice::new(&bytes)], &rights, MsgFlags::empty(), None)
-            .unwrap();
+        sendmsg::<()>(
+            a.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &rights,
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
         let err = b.recv().unwrap_err();
-        assert!(matches!(err, ChannelError::WrongFdCount { expected: 0, received: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ChannelError::WrongFdCount {
+                    expected: 0,
+                    received: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn garbage_truncated_and_trailing_bytes_are_errors() {
         let (a, b) = Channel::pair().unwrap();
-        a.send_raw_for_test(&[0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
+        a.send_raw_for_test(&[0xff, 0xff, 0xff, 0xff, 0xff])
+            .unwrap();
         assert!(matches!(b.recv().unwrap_err(), ChannelError::Decode(_)));
 
-        let mut bytes = encode(&Message::Log { level: LogLevel::Error, text: "x".repeat(100) }).unwrap();
+        let mut bytes = encode(&Message::Log {
+            level: LogLevel::Error,
+            text: "x".repeat(100),
+        })
+        .unwrap();
         bytes.truncate(bytes.len() - 10);
         a.send_raw_for_test(&bytes).unwrap();
         assert!(matches!(b.recv().unwrap_err(), ChannelError::Decode(_)));
@@ -328,7 +351,10 @@ mod tests {
             assert!(matches!(b.recv().unwrap_err(), ChannelError::Truncated));
         }
         let err = a
-            .send(&Message::Log { level: LogLevel::Info, text: "y".repeat(MAX_MESSAGE_LEN) })
+            .send(&Message::Log {
+                level: LogLevel::Info,
+                text: "y".repeat(MAX_MESSAGE_LEN),
+            })
             .unwrap_err();
         assert!(matches!(err, ChannelError::Encode(_)), "{err}");
     }

@@ -26,7 +26,9 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Child
             Long("queue") => parsed.queue = Some(number(&mut parser)?),
             Long("uid") => uid = Some(number(&mut parser)?),
             Long("gid") => gid = Some(number(&mut parser)?),
-            Long("chroot") => chroot = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
+            Long("chroot") => {
+                chroot = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
+            }
             Long("debug") => parsed.debug = true,
             _ => return Err(arg.unexpected().to_string()),
         }
@@ -53,13 +55,28 @@ mod tests {
 
     #[test]
     fn worker_arguments() {
-        let args = ["--worker", "1", "--core", "3", "--queue", "3", "--uid", "65534", "--gid", "65534", "--chroot", "/var/run/empty"];
+        let args = [
+            "--worker",
+            "1",
+            "--core",
+            "3",
+            "--queue",
+            "3",
+            "--uid",
+            "65534",
+            "--gid",
+            "65534",
+            "--chroot",
+            "/var/run/empty",
+        ];
         let parsed = parse(args.iter().map(std::ffi::OsString::from)).unwrap();
         assert_eq!(parsed.core, Some(3));
         assert_eq!(parsed.uid, 65534);
         assert_eq!(parsed.chroot, PathBuf::from("/var/run/empty"));
         assert!(!parsed.debug);
-        assert!(parse(["--uid", "1"].iter().map(std::ffi::OsString::from)).unwrap_err().contains("--gid"));
+        assert!(parse(["--uid", "1"].iter().map(std::ffi::OsString::from))
+            .unwrap_err()
+            .contains("--gid"));
         assert!(parse(["--core", "x"].iter().map(std::ffi::OsString::from)).is_err());
     }
 }

@@ -25,31 +25,70 @@ pub struct JailSpec {
 
 #[derive(Debug)]
 pub enum JailError {
-    PinToCore { core: usize, source: io::Error },
-    Chroot { path: PathBuf, source: io::Error },
-    Chdir { path: PathBuf, source: io::Error },
-    BoundingSet { capability: Capability, source: io::Error },
-    KeepCaps { source: io::Error },
-    SetGroups { gid: u32, source: io::Error },
-    SetGid { gid: u32, source: io::Error },
-    SetUid { uid: u32, source: io::Error },
-    SetCapabilities { set: &'static str, source: io::Error },
-    NoNewPrivs { source: io::Error },
-    StillRoot { uid: u32 },
+    PinToCore {
+        core: usize,
+        source: io::Error,
+    },
+    Chroot {
+        path: PathBuf,
+        source: io::Error,
+    },
+    Chdir {
+        path: PathBuf,
+        source: io::Error,
+    },
+    BoundingSet {
+        capability: Capability,
+        source: io::Error,
+    },
+    KeepCaps {
+        source: io::Error,
+    },
+    SetGroups {
+        gid: u32,
+        source: io::Error,
+    },
+    SetGid {
+        gid: u32,
+        source: io::Error,
+    },
+    SetUid {
+        uid: u32,
+        source: io::Error,
+    },
+    SetCapabilities {
+        set: &'static str,
+        source: io::Error,
+    },
+    NoNewPrivs {
+        source: io::Error,
+    },
+    StillRoot {
+        uid: u32,
+    },
 }
 
 impl fmt::Display for JailError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JailError::PinToCore { core, source } => write!(f, "cannot pin to core {core}: {source}"),
+            JailError::PinToCore { core, source } => {
+                write!(f, "cannot pin to core {core}: {source}")
+            }
             JailError::Chroot { path, source } => {
                 write!(f, "cannot chroot to {}: {source}", path.display())
             }
             JailError::Chdir { path, source } => {
-                write!(f, "cannot chdir to {} after chroot: {source}", path.display())
+                write!(
+                    f,
+                    "cannot chdir to {} after chroot: {source}",
+                    path.display()
+                )
             }
             JailError::BoundingSet { capability, source } => {
-                write!(f, "cannot drop {capability} from the bounding set: {source}")
+                write!(
+                    f,
+                    "cannot drop {capability} from the bounding set: {source}"
+                )
             }
             JailError::KeepCaps { source } => write!(f, "cannot set keepcaps: {source}"),
             JailError::SetGroups { gid, source } => {
@@ -62,7 +101,10 @@ impl fmt::Display for JailError {
             }
             JailError::NoNewPrivs { source } => write!(f, "cannot set no_new_privs: {source}"),
             JailError::StillRoot { uid } => {
-                write!(f, "refusing to run the child as uid {uid}: choose an unprivileged user")
+                write!(
+                    f,
+                    "refusing to run the child as uid {uid}: choose an unprivileged user"
+                )
             }
         }
     }

@@ -45,8 +45,7 @@ pub fn init(channel: &Channel, level: log::LevelFilter) -> std::io::Result<()> {
         channel: Channel::from_fd(duplicate),
         lost: AtomicU64::new(0),
     };
-    log::set_boxed_logger(Box::new(logger))
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    log::set_boxed_logger(Box::new(logger)).map_err(|e| std::io::Error::other(e.to_string()))?;
     log::set_max_level(level);
     Ok(())
 }

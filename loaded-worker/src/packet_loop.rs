@@ -117,7 +117,9 @@ impl PacketLoop {
                     continue;
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                    return Err("the kernel refuses our verdicts (EPERM): CAP_NET_ADMIN missing?".into())
+                    return Err(
+                        "the kernel refuses our verdicts (EPERM): CAP_NET_ADMIN missing?".into(),
+                    )
                 }
                 Err(e) => return Err(format!("NFQUEUE receive: {e}")),
             };
@@ -132,7 +134,7 @@ impl PacketLoop {
                 log::debug!("verdict: {e}");
             }
             handled += 1;
-            if handled % BURST == 0 {
+            if handled.is_multiple_of(BURST) {
                 self.drain_channel()?;
                 if self.stop.is_some() {
                     // Every packet read so far has its verdict; the rest stay queued in
@@ -161,6 +163,9 @@ impl PacketLoop {
 fn dispatch_master(message: Message) -> Result<Option<Stop>, String> {
     match message {
         Message::Shutdown => Ok(Some(Stop::Shutdown)),
-        other => Err(format!("unexpected {} message from the master", other.kind())),
+        other => Err(format!(
+            "unexpected {} message from the master",
+            other.kind()
+        )),
     }
 }

@@ -30,14 +30,24 @@ pub fn run() -> i32 {
         return 1;
     };
     if args.queue != Some(queue) {
-        log::error!("setup names queue {queue}, my command line {:?}", args.queue);
+        log::error!(
+            "setup names queue {queue}, my command line {:?}",
+            args.queue
+        );
         return 1;
     }
     let mut fds = fds.into_iter();
     let (Some(queue_fd), Some(table_fd)) = (fds.next(), fds.next()) else {
         unreachable!("the channel checks the descriptor count");
     };
-    let mut packet_loop = match build(queue_fd, table_fd, flow_table_capacity, &config, channel, worker) {
+    let mut packet_loop = match build(
+        queue_fd,
+        table_fd,
+        flow_table_capacity,
+        &config,
+        channel,
+        worker,
+    ) {
         Ok(packet_loop) => packet_loop,
         Err(e) => {
             log::error!("{e}");

@@ -306,7 +306,10 @@ fn shell_scripts_install_their_own_rules_unless_they_say_otherwise() {
     let script = "#!/bin/sh\nVIP4=198.18.0.10\nserver4=198.19.0.1\n";
     assert_eq!(parse(script).rules, Rules::Manual);
     assert_eq!(parse(&format!("{script}rules=auto\n")).rules, Rules::Auto);
-    assert_eq!(parse("VIP4=198.18.0.10\nserver4=198.19.0.1\n").rules, Rules::Auto);
+    assert_eq!(
+        parse("VIP4=198.18.0.10\nserver4=198.19.0.1\n").rules,
+        Rules::Auto
+    );
 }
 
 #[test]

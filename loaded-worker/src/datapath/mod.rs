@@ -4,6 +4,7 @@
 //! `flow_table` keeps the client-to-server mappings in memory shared by all workers, and
 //! `scheduler` picks a server for a new mapping. `flow` has the types they share.
 
+pub mod balancer;
 pub mod flow;
 pub mod flow_table;
 pub mod nat;

@@ -132,13 +132,6 @@ impl IpHeader {
         })
     }
 
-    pub(super) fn address(&self, side: Side) -> IpAddr {
-        match side {
-            Side::Source => self.src,
-            Side::Destination => self.dst,
-        }
-    }
-
     /// Where the address on `side` lies in the buffer.
     pub(super) fn address_field(&self, side: Side) -> Range<usize> {
         let field = match (self.family, side) {
@@ -247,8 +240,14 @@ mod tests {
 
     #[test]
     fn ipv4_fragment_positions() {
-        assert_eq!(locate(&golden::V4_FIRST_FRAGMENT_UDP).fragment, Fragment::First);
-        assert_eq!(locate(&golden::V4_LATER_FRAGMENT_UDP).fragment, Fragment::Later);
+        assert_eq!(
+            locate(&golden::V4_FIRST_FRAGMENT_UDP).fragment,
+            Fragment::First
+        );
+        assert_eq!(
+            locate(&golden::V4_LATER_FRAGMENT_UDP).fragment,
+            Fragment::Later
+        );
     }
 
     #[test]
@@ -270,7 +269,13 @@ mod tests {
             IpHeader::parse(&[0x45], 2, Extent::Quoted),
             Err(wire::Error::Truncated)
         );
-        assert_eq!(IpHeader::parse(&[], 0, Extent::Whole), Err(wire::Error::Truncated));
-        assert_eq!(IpHeader::parse(&[0x55; 40], 0, Extent::Whole), Err(wire::Error::Malformed));
+        assert_eq!(
+            IpHeader::parse(&[], 0, Extent::Whole),
+            Err(wire::Error::Truncated)
+        );
+        assert_eq!(
+            IpHeader::parse(&[0x55; 40], 0, Extent::Whole),
+            Err(wire::Error::Malformed)
+        );
     }
 }

@@ -1,5 +1,22 @@
 //! The NAT rewrite: which queued packets are ours, and how they are rewritten in place.
+//!
+//! Inbound packets (to the VIP) get the flow's backend as destination, outbound packets
+//! (from a backend) the VIP as source; ICMP errors also have the packet they quote
+//! translated. Checksums are updated incrementally, and nothing is allocated.
 
+mod datagram;
+mod icmp_error;
+mod inbound;
+mod outbound;
+mod patch;
+mod transport;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+
+use self::datagram::{Extent, Family, IpHeader};
 use super::flow::{BackendSelector, Vips};
 
 /// What to do with a queued packet after [`rewrite`].
@@ -16,9 +33,13 @@ pub enum Outcome {
 /// Why a packet of balancer traffic is dropped; each is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
+    /// Lengths or fields that do not add up.
     Malformed,
+    /// A protocol or ICMP type the balancer does not translate.
     UnsupportedProtocol,
+    /// No backend is available for a new flow.
     NoBackend,
+    /// An ICMP error quotes a flow that has no mapping.
     UnknownFlow,
 }
 
@@ -42,8 +63,35 @@ impl DropReason {
 }
 
 /// Decides and applies the rewrite of one queued IP packet, in place; its length never
-/// changes.
+/// changes. Bytes beyond the IP packet's own length are ignored.
 pub fn rewrite(packet: &mut [u8], vips: &Vips, selector: &mut impl BackendSelector) -> Outcome {
-    let _ = (packet, vips, selector);
-    Outcome::NotOurs
+    match decide_and_rewrite(packet, vips, selector) {
+        Ok(outcome) => outcome,
+        Err(reason) => Outcome::Drop(reason),
+    }
+}
+
+fn decide_and_rewrite(
+    packet: &mut [u8],
+    vips: &Vips,
+    selector: &mut impl BackendSelector,
+) -> Result<Outcome, DropReason> {
+    let malformed = |_| DropReason::Malformed;
+    let header = IpHeader::parse(packet, 0, Extent::Whole).map_err(malformed)?;
+    if vips.contains(header.dst) {
+        let datagram = header.locate_transport(packet).map_err(malformed)?;
+        return inbound::rewrite(packet, &datagram, selector);
+    }
+    let vip = match header.family {
+        Family::V4 => vips.v4.map(IpAddr::V4),
+        Family::V6 => vips.v6.map(IpAddr::V6),
+    };
+    match vip {
+        Some(vip) if selector.is_backend(header.src) => {
+            let datagram = header.locate_transport(packet).map_err(malformed)?;
+            outbound::rewrite(packet, &datagram, vip, selector)
+        }
+        // Extension headers of traffic that is not ours are not our business.
+        _ => Ok(Outcome::NotOurs),
+    }
 }

@@ -61,7 +61,8 @@ pub(super) fn replace_address(
 
 /// Brings the transport checksum of `datagram` up to date after its pseudo-header changed
 /// by `pseudo_header`. A checksum that is not in the buffer (in a later fragment, or beyond
-/// the end of a quote) is left to whoever holds it.
+/// the end of a quote) is left to whoever holds it; so is one cut in half by the end of a
+/// quote, whose new high byte depends on the carry out of the missing low byte.
 pub(super) fn update_transport_checksum(
     packet: &mut [u8],
     datagram: &Datagram,
@@ -126,11 +127,7 @@ fn update_checksum(
     Ok(Delta::of_word(old, new))
 }
 
-fn write_address(
-    packet: &mut [u8],
-    field: Range<usize>,
-    new: IpAddr,
-) -> Result<Delta, DropReason> {
+fn write_address(packet: &mut [u8], field: Range<usize>, new: IpAddr) -> Result<Delta, DropReason> {
     let v4;
     let v6;
     let new: &[u8] = match new {

@@ -8,9 +8,16 @@ use super::DropReason;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Transport {
     /// TCP or UDP.
-    Ports { src: u16, dst: u16 },
-    EchoRequest { identifier: u16 },
-    EchoReply { identifier: u16 },
+    Ports {
+        src: u16,
+        dst: u16,
+    },
+    EchoRequest {
+        identifier: u16,
+    },
+    EchoReply {
+        identifier: u16,
+    },
     /// An ICMP error, which quotes the packet that caused it.
     IcmpError,
     NeighborDiscovery,
@@ -43,18 +50,18 @@ pub(super) fn classify(packet: &[u8], datagram: &Datagram) -> Result<Transport, 
             })
         }
         protocol::UDP => {
-            let datagram_header = match datagram.fragment {
+            let udp_header = match datagram.fragment {
                 Fragment::First => udp::Packet::new_checked_first_fragment(bytes),
                 _ => udp::Packet::new_checked(bytes),
             }
             .map_err(malformed)?;
             // IPv6 makes the UDP checksum mandatory (RFC 8200 8.1).
-            if datagram.family() == Family::V6 && datagram_header.checksum() == udp::NO_CHECKSUM {
+            if datagram.family() == Family::V6 && udp_header.checksum() == udp::NO_CHECKSUM {
                 return Err(DropReason::Malformed);
             }
             Ok(Transport::Ports {
-                src: datagram_header.src_port(),
-                dst: datagram_header.dst_port(),
+                src: udp_header.src_port(),
+                dst: udp_header.dst_port(),
             })
         }
         _ => match datagram.family() {
@@ -125,9 +132,7 @@ fn classify_icmp(family: Family, message_type: u8, identifier: u16) -> Transport
             icmpv6::message::ECHO_REQUEST => Transport::EchoRequest { identifier },
             icmpv6::message::ECHO_REPLY => Transport::EchoReply { identifier },
             error if icmpv6::is_error(error) => Transport::IcmpError,
-            discovery if icmpv6::is_neighbor_discovery(discovery) => {
-                Transport::NeighborDiscovery
-            }
+            discovery if icmpv6::is_neighbor_discovery(discovery) => Transport::NeighborDiscovery,
             _ => Transport::OtherIcmp,
         },
     }

@@ -179,6 +179,12 @@ mod tests {
     }
 
     proptest! {
+        // Failures are reported with their minimal input; no regression file is written.
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         #[test]
         fn incremental_address_update_equals_recomputation(
             (data, at, new) in (prop::sample::select(vec![4usize, 16]), prop::collection::vec(any::<u8>(), 20..200))

@@ -113,7 +113,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     pub fn set_echo_identifier(&mut self, identifier: u16) {
-        write_u16(self.buffer.as_mut(), field::ECHO_IDENTIFIER.start, identifier);
+        write_u16(
+            self.buffer.as_mut(),
+            field::ECHO_IDENTIFIER.start,
+            identifier,
+        );
     }
 
     pub fn fill_checksum(&mut self) {
@@ -183,7 +187,10 @@ mod tests {
 
     #[test]
     fn rejects_short_messages() {
-        assert_eq!(Packet::new_checked(&ECHO_REQUEST[..7]), Err(Error::Truncated));
+        assert_eq!(
+            Packet::new_checked(&ECHO_REQUEST[..7]),
+            Err(Error::Truncated)
+        );
         assert!(Packet::new_checked(&ECHO_REQUEST[..8]).is_ok());
     }
 }

@@ -269,10 +269,16 @@ mod tests {
         assert_eq!(Packet::new_checked(&long_ihl[..]), Err(Error::Truncated));
         let mut total_below_header = PLAIN;
         total_below_header[3] = 19;
-        assert_eq!(Packet::new_checked(&total_below_header[..]), Err(Error::Malformed));
+        assert_eq!(
+            Packet::new_checked(&total_below_header[..]),
+            Err(Error::Malformed)
+        );
         let mut total_beyond_buffer = PLAIN;
         total_beyond_buffer[3] = 29;
-        assert_eq!(Packet::new_checked(&total_beyond_buffer[..]), Err(Error::Truncated));
+        assert_eq!(
+            Packet::new_checked(&total_beyond_buffer[..]),
+            Err(Error::Truncated)
+        );
     }
 
     #[test]

@@ -88,11 +88,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     pub fn src_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(read_array::<16>(self.buffer.as_ref(), field::SRC_ADDR.start))
+        Ipv6Addr::from(read_array::<16>(
+            self.buffer.as_ref(),
+            field::SRC_ADDR.start,
+        ))
     }
 
     pub fn dst_addr(&self) -> Ipv6Addr {
-        Ipv6Addr::from(read_array::<16>(self.buffer.as_ref(), field::DST_ADDR.start))
+        Ipv6Addr::from(read_array::<16>(
+            self.buffer.as_ref(),
+            field::DST_ADDR.start,
+        ))
     }
 
     /// What follows the fixed header, up to the payload length or the end of a truncated
@@ -172,17 +178,19 @@ pub fn walk_extension_headers(next_header: u8, payload: &[u8]) -> Result<UpperLa
     };
     for index in 0..=MAX_EXTENSION_HEADERS {
         let header = &payload[walked.offset.min(payload.len())..];
+        let length_field = || {
+            header
+                .get(extension_field::LENGTH)
+                .map(|&len| usize::from(len))
+                .ok_or(Error::Truncated)
+        };
         let len = match walked.protocol {
             protocol::HOP_BY_HOP if index != 0 => return Err(Error::Malformed),
             protocol::HOP_BY_HOP | protocol::ROUTING | protocol::DESTINATION_OPTIONS => {
-                (usize::from(*header.get(extension_field::LENGTH).ok_or(Error::Truncated)?) + 1)
-                    * 8
+                (length_field()? + 1) * 8
             }
             protocol::FRAGMENT => FRAGMENT_HEADER_LEN,
-            protocol::AH => {
-                (usize::from(*header.get(extension_field::LENGTH).ok_or(Error::Truncated)?) + 2)
-                    * 4
-            }
+            protocol::AH => (length_field()? + 2) * 4,
             _ => return Ok(walked),
         };
         if index == MAX_EXTENSION_HEADERS {
@@ -272,8 +280,7 @@ mod tests {
 
     #[test]
     fn agrees_with_etherparse() {
-        let (headers, _) =
-            etherparse::Ipv6Header::from_slice(&HOP_BY_HOP_FRAGMENT_UDP).unwrap();
+        let (headers, _) = etherparse::Ipv6Header::from_slice(&HOP_BY_HOP_FRAGMENT_UDP).unwrap();
         let ours = Packet::new_checked(&HOP_BY_HOP_FRAGMENT_UDP[..]).unwrap();
         assert_eq!(ours.src_addr(), Ipv6Addr::from(headers.source));
         assert_eq!(ours.dst_addr(), Ipv6Addr::from(headers.destination));
@@ -287,7 +294,10 @@ mod tests {
         assert_eq!(upper.0, walked.protocol);
         assert_eq!(ours.payload().len() - rest.len(), walked.offset);
         let fragment = extensions.fragment.unwrap();
-        assert_eq!(fragment.fragment_offset.value(), walked.fragment.unwrap().offset);
+        assert_eq!(
+            fragment.fragment_offset.value(),
+            walked.fragment.unwrap().offset
+        );
         assert_eq!(fragment.more_fragments, walked.fragment.unwrap().more);
     }
 
@@ -315,8 +325,14 @@ mod tests {
     #[test]
     fn rejects_bad_lengths_and_version() {
         assert_eq!(Packet::new_checked(&[][..]), Err(Error::Truncated));
-        assert_eq!(Packet::new_checked(&HOP_BY_HOP_FRAGMENT_UDP[..39]), Err(Error::Truncated));
-        assert_eq!(Packet::new_checked(&HOP_BY_HOP_FRAGMENT_UDP[..63]), Err(Error::Truncated));
+        assert_eq!(
+            Packet::new_checked(&HOP_BY_HOP_FRAGMENT_UDP[..39]),
+            Err(Error::Truncated)
+        );
+        assert_eq!(
+            Packet::new_checked(&HOP_BY_HOP_FRAGMENT_UDP[..63]),
+            Err(Error::Truncated)
+        );
         let mut v4 = HOP_BY_HOP_FRAGMENT_UDP;
         v4[0] = 0x45;
         assert_eq!(Packet::new_checked(&v4[..]), Err(Error::Malformed));
@@ -351,7 +367,12 @@ mod tests {
             assert_eq!((walked.protocol, walked.offset), (end, 8));
         }
         // Nothing after no-next-header is read, even if it would not parse.
-        assert_eq!(walk_extension_headers(protocol::NO_NEXT_HEADER, &[]).unwrap().offset, 0);
+        assert_eq!(
+            walk_extension_headers(protocol::NO_NEXT_HEADER, &[])
+                .unwrap()
+                .offset,
+            0
+        );
     }
 
     #[test]
@@ -375,7 +396,10 @@ mod tests {
 
     #[test]
     fn walk_rejects_truncated_chains() {
-        assert_eq!(walk_extension_headers(protocol::HOP_BY_HOP, &[]), Err(Error::Truncated));
+        assert_eq!(
+            walk_extension_headers(protocol::HOP_BY_HOP, &[]),
+            Err(Error::Truncated)
+        );
         assert_eq!(
             walk_extension_headers(protocol::HOP_BY_HOP, &[protocol::TCP, 0, 0, 0]),
             Err(Error::Truncated)
@@ -393,7 +417,24 @@ mod tests {
 
     #[test]
     fn walk_rejects_misplaced_hop_by_hop() {
-        let payload = [protocol::HOP_BY_HOP, 0, 0, 0, 0, 0, 0, 0, protocol::TCP, 0, 0, 0, 0, 0, 0, 0];
+        let payload = [
+            protocol::HOP_BY_HOP,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            protocol::TCP,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ];
         assert_eq!(
             walk_extension_headers(protocol::DESTINATION_OPTIONS, &payload),
             Err(Error::Malformed)
@@ -414,7 +455,10 @@ mod tests {
             }
             walk_extension_headers(protocol::DESTINATION_OPTIONS, &payload)
         };
-        assert_eq!(chain(MAX_EXTENSION_HEADERS).unwrap().offset, 8 * MAX_EXTENSION_HEADERS);
+        assert_eq!(
+            chain(MAX_EXTENSION_HEADERS).unwrap().offset,
+            8 * MAX_EXTENSION_HEADERS
+        );
         assert_eq!(chain(MAX_EXTENSION_HEADERS + 1), Err(Error::Malformed));
     }
 }

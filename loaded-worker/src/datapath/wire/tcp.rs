@@ -195,7 +195,10 @@ mod tests {
         assert_eq!(Packet::new_checked(&SYN[..19]), Err(Error::Truncated));
         let mut short_offset = SYN;
         short_offset[field::DATA_OFFSET] = 0x40;
-        assert_eq!(Packet::new_checked(&short_offset[..]), Err(Error::Malformed));
+        assert_eq!(
+            Packet::new_checked(&short_offset[..]),
+            Err(Error::Malformed)
+        );
         let mut long_offset = SYN;
         long_offset[field::DATA_OFFSET] = 0x70;
         assert_eq!(Packet::new_checked(&long_offset[..]), Err(Error::Truncated));

@@ -208,11 +208,20 @@ mod tests {
 
     #[test]
     fn rejects_inconsistent_lengths() {
-        assert_eq!(Packet::new_checked(&DATAGRAM_V4[..7]), Err(Error::Truncated));
+        assert_eq!(
+            Packet::new_checked(&DATAGRAM_V4[..7]),
+            Err(Error::Truncated)
+        );
         let mut below_header = DATAGRAM_V4;
         below_header[5] = 7;
-        assert_eq!(Packet::new_checked(&below_header[..]), Err(Error::Malformed));
-        assert_eq!(Packet::new_checked(&DATAGRAM_V4[..11]), Err(Error::Truncated));
+        assert_eq!(
+            Packet::new_checked(&below_header[..]),
+            Err(Error::Malformed)
+        );
+        assert_eq!(
+            Packet::new_checked(&DATAGRAM_V4[..11]),
+            Err(Error::Truncated)
+        );
     }
 
     #[test]

@@ -1,0 +1,603 @@
+//! The worker's `BackendSelector`: the shared flow table remembers which backend each flow
+//! has, and the configured scheduler picks one for flows it does not know yet.
+//!
+//! Health changes touch only what they must: a backend going down gets no new mapping, and
+//! each of its mappings is moved to a fresh pick at the flow's next packet; mappings to
+//! healthy backends are never moved. Hot-plugged backends are appended.
+
+use super::flow::{BackendSelector, FlowKey};
+use super::flow_table::{
+    monotonic_seconds, BackendSlot, DirectoryFull, Family, SharedFlowTable, TableKey, TableStats,
+};
+use super::scheduler::{self, BackendSet, Member, PickRequest, Scheduler, SharedState};
+use loaded_proto::balancing::{Backend, Stickiness, Strategy};
+use std::net::IpAddr;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalancerConfig {
+    pub strategy: Strategy,
+    pub stickiness: Stickiness,
+    /// Both families may be mixed: a flow only goes to a backend of its own family.
+    pub backends: Vec<Backend>,
+    /// Idle time after which a mapping counts as free.
+    pub flow_timeout: Duration,
+}
+
+pub struct Balancer {
+    table: SharedFlowTable,
+    backends: BackendSet,
+    scheduler: Box<dyn Scheduler>,
+    stickiness: Stickiness,
+    /// Packets that needed a pick when no backend of their family was up.
+    no_backend: u64,
+}
+
+/// What this worker knows about the backends and has done with the table, for the log and
+/// the control socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalancerStats {
+    /// In member order (config order, then hot-plugs).
+    pub backends: Vec<BackendStats>,
+    /// This worker's share of the table's work.
+    pub table: TableStats,
+    pub no_backend: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackendStats {
+    pub addr: IpAddr,
+    pub up: bool,
+    /// Mappings across all workers, idle ones included until they are swept.
+    pub live_mappings: u64,
+}
+
+impl Balancer {
+    /// Every configured backend starts up. A backend the table has no directory slot left
+    /// for (more than MAX_BACKENDS in the region's lifetime) is logged and left out.
+    pub fn new(config: BalancerConfig, mut table: SharedFlowTable) -> Balancer {
+        table.set_flow_timeout(config.flow_timeout);
+        let mut balancer = Balancer {
+            table,
+            backends: BackendSet::default(),
+            scheduler: scheduler::for_strategy(config.strategy),
+            stickiness: config.stickiness,
+            no_backend: 0,
+        };
+        for backend in config.backends {
+            if let Err(e) = balancer.admit(backend) {
+                log::error!("server {} left out: {e}", backend.addr);
+            }
+        }
+        balancer.scheduler.backends_changed(&balancer.backends);
+        balancer
+    }
+
+    /// Appends a hot-plugged backend, up. `Ok(false)`: it is already known, and keeps its
+    /// weight and health.
+    pub fn add_backend(&mut self, backend: Backend) -> Result<bool, DirectoryFull> {
+        let added = self.admit(backend)?;
+        if added {
+            self.scheduler.backends_changed(&self.backends);
+        }
+        Ok(added)
+    }
+
+    /// Records a health change; `false` if `addr` is not a backend.
+    pub fn set_backend_up(&mut self, addr: IpAddr, up: bool) -> bool {
+        match self.backends.set_up(addr, up) {
+            None => false,
+            Some(changed) => {
+                if changed {
+                    self.scheduler.backends_changed(&self.backends);
+                }
+                true
+            }
+        }
+    }
+
+    /// Sweeps the `shard`-th of `shards` slices of the table for idle mappings; returns how
+    /// many were removed. Call about once a second with a rotating shard.
+    pub fn expire_idle(&mut self, shard: usize, shards: usize) -> usize {
+        self.table.expire_idle(monotonic_seconds(), shard, shards)
+    }
+
+    pub fn stats(&self) -> BalancerStats {
+        BalancerStats {
+            backends: self
+                .backends
+                .members()
+                .iter()
+                .map(|member| BackendStats {
+                    addr: member.addr,
+                    up: member.up,
+                    live_mappings: self.table.live_mappings(member.slot),
+                })
+                .collect(),
+            table: self.table.stats(),
+            no_backend: self.no_backend,
+        }
+    }
+
+    fn admit(&mut self, backend: Backend) -> Result<bool, DirectoryFull> {
+        if self.backends.position(backend.addr).is_some() {
+            return Ok(false);
+        }
+        let slot = self.table.register_backend(backend.addr)?;
+        Ok(self.backends.push(Member {
+            addr: backend.addr,
+            weight: backend.weight,
+            up: true,
+            slot,
+        }))
+    }
+
+    fn backend_at(&mut self, flow: &FlowKey, now: u32) -> Option<IpAddr> {
+        let key = TableKey::new(flow, self.stickiness);
+        let key_hash = self.table.hash(&key);
+        // A bucket locked by a live worker for longer than we wait: drop the packet rather
+        // than guess, as a guess for an existing flow would reset its connection.
+        let mut bucket = self.table.lock_bucket(key_hash, now).ok()?;
+        let existing = bucket.find(&key);
+        if let Some(way) = existing {
+            let current = bucket.mapping(way);
+            if !is_down(&self.backends, current) {
+                bucket.touch(way);
+                return Some(current.addr);
+            }
+        }
+        let picked = pick(
+            &self.table,
+            &self.backends,
+            self.scheduler.as_ref(),
+            key.family(),
+            key_hash,
+        );
+        let Some(fresh) = picked else {
+            self.no_backend += 1;
+            return None;
+        };
+        match existing {
+            Some(way) => bucket.reassign(way, fresh),
+            None => {
+                bucket.insert(&key, fresh);
+            }
+        }
+        Some(fresh.addr)
+    }
+
+    fn existing_backend_at(&self, flow: &FlowKey, now: u32) -> Option<IpAddr> {
+        let key = TableKey::new(flow, self.stickiness);
+        let mapping = self.table.get(&key, now).ok()??;
+        Some(mapping.addr)
+    }
+}
+
+impl BackendSelector for Balancer {
+    fn backend_for(&mut self, key: &FlowKey) -> Option<IpAddr> {
+        self.backend_at(key, monotonic_seconds())
+    }
+
+    fn existing_backend(&self, key: &FlowKey) -> Option<IpAddr> {
+        self.existing_backend_at(key, monotonic_seconds())
+    }
+
+    fn is_backend(&self, addr: IpAddr) -> bool {
+        self.backends.position(addr).is_some()
+    }
+}
+
+/// Whether a mapping's backend is known to this worker and down. A backend we do not know
+/// yet (hot-plugged, and another worker heard first) is trusted: its mappings are healthy
+/// as far as we can tell, and those are never moved.
+fn is_down(backends: &BackendSet, mapped: BackendSlot) -> bool {
+    let member = backends
+        .at_slot(mapped.slot)
+        .filter(|member| member.addr == mapped.addr)
+        .or_else(|| backends.get(backends.position(mapped.addr)?));
+    member.is_some_and(|member| !member.up)
+}
+
+fn pick(
+    table: &SharedFlowTable,
+    backends: &BackendSet,
+    scheduler: &dyn Scheduler,
+    family: Family,
+    key_hash: u64,
+) -> Option<BackendSlot> {
+    let index = scheduler.pick(&PickRequest {
+        family,
+        key_hash,
+        backends,
+        shared: table,
+    })?;
+    let member = backends.get(index)?;
+    // A scheduler's mistake must not send a flow to a dead server or across families.
+    (member.up && member.family() == family).then_some(BackendSlot {
+        addr: member.addr,
+        slot: member.slot,
+    })
+}
+
+impl SharedState for SharedFlowTable {
+    fn live_mappings(&self, slot: usize) -> u64 {
+        SharedFlowTable::live_mappings(self, slot)
+    }
+
+    fn take_round_robin_turn(&self, family: Family) -> u64 {
+        SharedFlowTable::take_round_robin_turn(self, family)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datapath::flow_table::{create_region, MAX_BACKENDS};
+    use std::net::Ipv4Addr;
+    use std::os::fd::AsFd;
+
+    const T0: u32 = 10_000;
+    const TIMEOUT: u32 = 300;
+
+    fn config(
+        strategy: Strategy,
+        stickiness: Stickiness,
+        servers: &[(&str, u32)],
+    ) -> BalancerConfig {
+        BalancerConfig {
+            strategy,
+            stickiness,
+            backends: servers
+                .iter()
+                .map(|(addr, weight)| Backend {
+                    addr: addr.parse().unwrap(),
+                    weight: *weight,
+                })
+                .collect(),
+            flow_timeout: Duration::from_secs(TIMEOUT.into()),
+        }
+    }
+
+    fn new_balancer(
+        strategy: Strategy,
+        stickiness: Stickiness,
+        servers: &[(&str, u32)],
+    ) -> Balancer {
+        balancer_on(
+            SharedFlowTable::anonymous(4096).unwrap(),
+            strategy,
+            stickiness,
+            servers,
+        )
+    }
+
+    fn balancer_on(
+        table: SharedFlowTable,
+        strategy: Strategy,
+        stickiness: Stickiness,
+        servers: &[(&str, u32)],
+    ) -> Balancer {
+        Balancer::new(config(strategy, stickiness, servers), table)
+    }
+
+    const THREE: [(&str, u32); 3] = [("198.19.0.1", 1), ("198.19.0.2", 1), ("198.19.0.3", 1)];
+
+    fn addr(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn flow(client: IpAddr, client_port: u16) -> FlowKey {
+        FlowKey {
+            client,
+            vip: if client.is_ipv4() {
+                addr("198.18.0.1")
+            } else {
+                addr("fd00:18::1")
+            },
+            protocol: 6,
+            client_port,
+            vip_port: 80,
+        }
+    }
+
+    fn client(n: u32) -> FlowKey {
+        flow(IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + n)), 40_000)
+    }
+
+    impl Balancer {
+        fn expire_idle_at(&self, now: u32) -> usize {
+            self.table.expire_idle(now, 0, 1)
+        }
+    }
+
+    fn live_mappings(balancer: &Balancer) -> Vec<u64> {
+        balancer
+            .stats()
+            .backends
+            .iter()
+            .map(|b| b.live_mappings)
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_starts_at_the_first_server_and_is_shared_by_workers() {
+        let fd = create_region(4096).unwrap();
+        let mut workers = [(); 2].map(|_| {
+            let table = SharedFlowTable::map(fd.as_fd(), 4096).unwrap();
+            balancer_on(table, Strategy::RoundRobin, Stickiness::Client, &THREE)
+        });
+        let order: Vec<IpAddr> = (0..7)
+            .map(|n| workers[n as usize % 2].backend_at(&client(n), T0).unwrap())
+            .collect();
+        let expected = [1, 2, 3, 1, 2, 3, 1].map(|n| addr(&format!("198.19.0.{n}")));
+        assert_eq!(order, expected);
+    }
+
+    #[test]
+    fn round_robin_skips_servers_that_are_down() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        assert!(balancer.set_backend_up(addr("198.19.0.2"), false));
+        let order: Vec<IpAddr> = (0..4)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        assert_eq!(
+            order,
+            ["198.19.0.1", "198.19.0.3", "198.19.0.1", "198.19.0.3"].map(addr)
+        );
+    }
+
+    #[test]
+    fn weighted_splits_sixty_new_flows_thirty_twenty_ten() {
+        let servers = [("198.19.0.1", 3), ("198.19.0.2", 2), ("198.19.0.3", 1)];
+        let mut balancer = new_balancer(Strategy::Weighted, Stickiness::Client, &servers);
+        for n in 0..60 {
+            balancer.backend_at(&client(n), T0).unwrap();
+        }
+        assert_eq!(live_mappings(&balancer), [30, 20, 10]);
+        balancer.table.assert_live_counters_match_entries();
+    }
+
+    #[test]
+    fn client_stickiness_keeps_all_flows_of_a_client_together() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        let client = addr("203.0.113.7");
+        let first = balancer.backend_at(&flow(client, 1000), T0);
+        assert_eq!(balancer.backend_at(&flow(client, 2000), T0), first);
+        let udp = FlowKey {
+            protocol: 17,
+            ..flow(client, 3000)
+        };
+        assert_eq!(balancer.backend_at(&udp, T0), first);
+        assert_eq!(live_mappings(&balancer), [1, 0, 0]);
+    }
+
+    #[test]
+    fn flow_stickiness_maps_each_flow_on_its_own() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Flow, &THREE);
+        let client = addr("203.0.113.7");
+        let first = balancer.backend_at(&flow(client, 1000), T0);
+        let second = balancer.backend_at(&flow(client, 2000), T0);
+        assert_ne!(first, second);
+        assert_eq!(balancer.backend_at(&flow(client, 1000), T0), first);
+        assert_eq!(live_mappings(&balancer), [1, 1, 0]);
+    }
+
+    #[test]
+    fn existing_backend_neither_creates_nor_refreshes() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        assert_eq!(balancer.existing_backend_at(&client(1), T0), None);
+        assert_eq!(balancer.stats().table.inserted, 0);
+        let mapped = balancer.backend_at(&client(1), T0);
+        assert_eq!(balancer.existing_backend_at(&client(1), T0 + 200), mapped);
+        assert_eq!(balancer.existing_backend_at(&client(1), T0 + TIMEOUT), None);
+    }
+
+    #[test]
+    fn backend_for_refreshes_the_mapping() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        let mapped = balancer.backend_at(&client(1), T0);
+        assert_eq!(balancer.backend_at(&client(1), T0 + 200), mapped);
+        assert_eq!(
+            balancer.existing_backend_at(&client(1), T0 + TIMEOUT + 100),
+            mapped
+        );
+        assert_eq!(balancer.stats().table.inserted, 1);
+    }
+
+    #[test]
+    fn a_down_backend_loses_its_flows_at_their_next_packet_and_no_others() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        let before: Vec<IpAddr> = (0..6)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        balancer.set_backend_up(addr("198.19.0.2"), false);
+        // Until its next packet, the flow still belongs to its server (for ICMP errors).
+        assert_eq!(
+            balancer.existing_backend_at(&client(1), T0 + 1),
+            Some(addr("198.19.0.2"))
+        );
+        for n in 0..6 {
+            let after = balancer.backend_at(&client(n), T0 + 1).unwrap();
+            if before[n as usize] == addr("198.19.0.2") {
+                assert_ne!(after, addr("198.19.0.2"));
+            } else {
+                assert_eq!(after, before[n as usize]);
+            }
+        }
+        assert_eq!(live_mappings(&balancer)[1], 0);
+        assert_eq!(balancer.stats().table.reassigned, 2);
+        balancer.table.assert_live_counters_match_entries();
+        // Back up: the moved flows stay where they are now.
+        balancer.set_backend_up(addr("198.19.0.2"), true);
+        assert_ne!(
+            balancer.backend_at(&client(1), T0 + 2),
+            Some(addr("198.19.0.2"))
+        );
+    }
+
+    #[test]
+    fn with_no_live_backend_there_is_no_answer() {
+        let mut balancer = new_balancer(Strategy::Weighted, Stickiness::Client, &THREE[..1]);
+        let mapped = balancer.backend_at(&client(1), T0);
+        assert!(mapped.is_some());
+        balancer.set_backend_up(addr("198.19.0.1"), false);
+        assert_eq!(balancer.backend_at(&client(1), T0), None);
+        assert_eq!(balancer.backend_at(&client(2), T0), None);
+        assert_eq!(balancer.stats().no_backend, 2);
+        balancer.set_backend_up(addr("198.19.0.1"), true);
+        assert_eq!(balancer.backend_at(&client(1), T0), mapped);
+    }
+
+    #[test]
+    fn a_flow_only_goes_to_a_backend_of_its_family() {
+        for strategy in [Strategy::RoundRobin, Strategy::Weighted, Strategy::Maglev] {
+            let servers = [
+                ("198.19.0.1", 1),
+                ("fd00:19::1", 1),
+                ("198.19.0.2", 1),
+                ("fd00:19::2", 1),
+            ];
+            let mut balancer = new_balancer(strategy, Stickiness::Flow, &servers);
+            for port in 0..20 {
+                let v4 = balancer
+                    .backend_at(&flow(addr("203.0.113.7"), port), T0)
+                    .unwrap();
+                let v6 = balancer
+                    .backend_at(&flow(addr("2001:db8::7"), port), T0)
+                    .unwrap();
+                assert!(v4.is_ipv4() && v6.is_ipv6(), "{strategy}");
+            }
+            let mut v4_only = new_balancer(strategy, Stickiness::Client, &THREE);
+            assert_eq!(v4_only.backend_at(&flow(addr("2001:db8::7"), 1), T0), None);
+        }
+    }
+
+    #[test]
+    fn is_backend_knows_configured_and_hot_plugged_servers() {
+        let mut balancer = new_balancer(
+            Strategy::RoundRobin,
+            Stickiness::Client,
+            &[("198.19.0.1", 1), ("fd00:19::1", 1)],
+        );
+        assert!(balancer.is_backend(addr("198.19.0.1")));
+        assert!(balancer.is_backend(addr("fd00:19::1")));
+        assert!(!balancer.is_backend(addr("198.19.0.9")));
+        assert!(!balancer.set_backend_up(addr("198.19.0.9"), false));
+        let hot = Backend {
+            addr: addr("198.19.0.9"),
+            weight: 1,
+        };
+        assert_eq!(balancer.add_backend(hot), Ok(true));
+        assert_eq!(balancer.add_backend(hot), Ok(false));
+        assert!(balancer.is_backend(addr("198.19.0.9")));
+        // Appended: its turn comes after the first server.
+        let order: Vec<IpAddr> = (0..3)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        assert_eq!(order, ["198.19.0.1", "198.19.0.9", "198.19.0.1"].map(addr));
+    }
+
+    #[test]
+    fn backends_beyond_the_directory_are_refused() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &[]);
+        for n in 0..MAX_BACKENDS as u32 {
+            let backend = Backend {
+                addr: IpAddr::V4(Ipv4Addr::from(0xc613_0000 + n)),
+                weight: 1,
+            };
+            assert_eq!(balancer.add_backend(backend), Ok(true));
+        }
+        let one_too_many = Backend {
+            addr: addr("10.0.0.1"),
+            weight: 1,
+        };
+        assert_eq!(balancer.add_backend(one_too_many), Err(DirectoryFull));
+        assert!(!balancer.is_backend(one_too_many.addr));
+    }
+
+    #[test]
+    fn maglev_moves_only_the_clients_of_a_failed_server() {
+        // Roomy enough that no bucket overflows.
+        let table = SharedFlowTable::anonymous(1 << 15).unwrap();
+        let mut balancer = balancer_on(table, Strategy::Maglev, Stickiness::Client, &THREE);
+        let clients = 3000;
+        let before: Vec<IpAddr> = (0..clients)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        // Consistent: mappings forgotten and made again land where they were.
+        let later = T0 + TIMEOUT;
+        assert_eq!(balancer.expire_idle_at(later), clients as usize);
+        for n in 0..clients {
+            assert_eq!(
+                balancer.backend_at(&client(n), later),
+                Some(before[n as usize])
+            );
+        }
+        balancer.set_backend_up(addr("198.19.0.3"), false);
+        let mut moved = 0;
+        for n in 0..clients {
+            let after = balancer.backend_at(&client(n), later + 1).unwrap();
+            if before[n as usize] == addr("198.19.0.3") {
+                moved += 1;
+                assert_ne!(after, addr("198.19.0.3"));
+            } else {
+                assert_eq!(after, before[n as usize]);
+            }
+        }
+        assert!((800..1200).contains(&moved), "{moved} of {clients} moved");
+    }
+
+    #[test]
+    fn counters_never_drift_through_expiry_eviction_and_replacement() {
+        // Small enough to evict often; health flaps to force replacements.
+        let table = SharedFlowTable::anonymous(32).unwrap();
+        let servers = [
+            ("198.19.0.1", 2),
+            ("198.19.0.2", 1),
+            ("198.19.0.3", 1),
+            ("fd00:19::1", 1),
+        ];
+        let mut balancer = balancer_on(table, Strategy::Weighted, Stickiness::Flow, &servers);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut random = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        let mut now = T0;
+        for round in 0..5000 {
+            // Busy spells evict, quiet ones let mappings idle.
+            now += if round % 1000 < 500 {
+                random(2)
+            } else {
+                random(60)
+            } as u32;
+            match random(20) {
+                0 => {
+                    let server = servers[random(4) as usize].0;
+                    balancer.set_backend_up(addr(server), random(2) == 0);
+                }
+                1 => {
+                    balancer.table.expire_idle(now, round % 4, 4);
+                }
+                _ => {
+                    let client = if random(2) == 0 {
+                        addr("203.0.113.7")
+                    } else {
+                        addr("2001:db8::7")
+                    };
+                    balancer.backend_at(&flow(client, random(100) as u16), now);
+                }
+            }
+        }
+        let stats = balancer.stats().table;
+        assert!(
+            stats.evicted > 0 && stats.expired > 0 && stats.reassigned > 0,
+            "{stats:?}"
+        );
+        balancer.table.assert_live_counters_match_entries();
+        let total: u64 = live_mappings(&balancer).iter().sum();
+        assert_eq!(total as usize, balancer.table.occupied());
+    }
+}

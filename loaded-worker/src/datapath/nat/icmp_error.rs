@@ -1,0 +1,119 @@
+//! ICMP errors about a balanced flow. The error quotes a packet as its receiver saw it, so
+//! the quote is translated along with the error: the client must recognise the packet it
+//! got from the VIP, the backend the packet it sent. Otherwise path MTU discovery and
+//! port unreachable reports are ignored by the TCP/UDP stacks they are meant for.
+
+use std::net::IpAddr;
+
+use crate::datapath::flow::{BackendSelector, FlowKey};
+use crate::datapath::wire::icmpv4;
+
+use super::datagram::{Datagram, Extent, Family, IpHeader, Side};
+use super::transport::{classify_quoted, Transport};
+use super::{patch, DropReason, Outcome};
+
+/// An error to the VIP about a packet the balancer sent from it: forward it to the backend
+/// that owns the flow, as if sent about the packet before its source became the VIP.
+pub(super) fn rewrite_inbound(
+    packet: &mut [u8],
+    outer: &Datagram,
+    selector: &impl BackendSelector,
+) -> Result<Outcome, DropReason> {
+    let quoted = parse_quote(packet, outer)?;
+    if quoted.header.src != outer.header.dst {
+        return Err(DropReason::UnknownFlow);
+    }
+    let (client_port, vip_port) = match classify_quoted(packet, &quoted)? {
+        Transport::Ports { src, dst } => (dst, src),
+        // Outbound lets only echo replies leave from the VIP.
+        Transport::EchoReply { identifier } => (identifier, 0),
+        Transport::NoHeader => (0, 0),
+        _ => return Err(DropReason::UnsupportedProtocol),
+    };
+    let key = FlowKey {
+        client: quoted.header.dst,
+        vip: quoted.header.src,
+        protocol: quoted.protocol,
+        client_port,
+        vip_port,
+    };
+    // An error must not create or refresh a mapping: anyone can send one.
+    let backend = selector
+        .existing_backend(&key)
+        .filter(|backend| Family::of(*backend) == outer.family())
+        .ok_or(DropReason::UnknownFlow)?;
+    rewrite_error(
+        packet,
+        outer,
+        Side::Destination,
+        &quoted,
+        Side::Source,
+        backend,
+    )?;
+    Ok(Outcome::Rewritten)
+}
+
+/// An error from a backend about a packet a client sent to the VIP: make both the error
+/// and the quoted destination the VIP.
+pub(super) fn rewrite_outbound(
+    packet: &mut [u8],
+    outer: &Datagram,
+    vip: IpAddr,
+    selector: &impl BackendSelector,
+) -> Result<Outcome, DropReason> {
+    let quoted = parse_quote(packet, outer)?;
+    match classify_quoted(packet, &quoted)? {
+        // Inbound lets only echo requests reach a backend.
+        Transport::Ports { .. } | Transport::EchoRequest { .. } | Transport::NoHeader => {}
+        _ => return Err(DropReason::UnsupportedProtocol),
+    }
+    if selector.is_backend(quoted.header.dst) {
+        rewrite_error(packet, outer, Side::Source, &quoted, Side::Destination, vip)?;
+    } else {
+        // The quoted packet never went through the VIP; only the error's source changes.
+        patch::translate(packet, outer, Side::Source, vip)?;
+    }
+    Ok(Outcome::Rewritten)
+}
+
+/// The packet quoted after the 8-byte ICMP header, which may be cut short anywhere after
+/// its IP header and 8 bytes of transport header.
+fn parse_quote(packet: &[u8], outer: &Datagram) -> Result<Datagram, DropReason> {
+    let message = packet
+        .get(..outer.transport.end)
+        .ok_or(DropReason::Malformed)?;
+    let start = outer.transport.start + icmpv4::field::DATA;
+    let header =
+        IpHeader::parse(message, start, Extent::Quoted).map_err(|_| DropReason::Malformed)?;
+    if header.family != outer.family() {
+        return Err(DropReason::Malformed);
+    }
+    header
+        .locate_transport(message)
+        .map_err(|_| DropReason::Malformed)
+}
+
+/// Replaces the address on `outer_side` of the error and on `quoted_side` of the quote,
+/// and every checksum over them: quoted header and transport (as far as quoted), the ICMP
+/// message (which covers the quote, and for ICMPv6 the pseudo-header) and the outer header.
+fn rewrite_error(
+    packet: &mut [u8],
+    outer: &Datagram,
+    outer_side: Side,
+    quoted: &Datagram,
+    quoted_side: Side,
+    new: IpAddr,
+) -> Result<(), DropReason> {
+    let quoted_header = patch::replace_address(packet, &quoted.header, quoted_side, new)?;
+    let quoted_transport = patch::update_transport_checksum(packet, quoted, quoted_header.address)?;
+    let outer_header = patch::replace_address(packet, &outer.header, outer_side, new)?;
+    let mut message = quoted_header.of_header().and(quoted_transport);
+    if outer.family() == Family::V6 {
+        message = message.and(outer_header.address);
+    }
+    // ICMPv6 has its checksum at the same place.
+    let checksum = icmpv4::field::CHECKSUM;
+    let field = outer.transport.start + checksum.start..outer.transport.start + checksum.end;
+    patch::update_icmp_checksum(packet, field, message)?;
+    Ok(())
+}

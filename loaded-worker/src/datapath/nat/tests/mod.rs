@@ -1,0 +1,10 @@
+//! Tests of the NAT rewrite as a whole: golden packets, decisions, malformed input, and
+//! properties over generated packets.
+
+mod builder;
+mod decisions;
+pub(super) mod golden;
+mod golden_rewrites;
+mod malformed;
+mod properties;
+mod support;
