@@ -25,6 +25,8 @@
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
 
+pub mod balancer;
+
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fs;

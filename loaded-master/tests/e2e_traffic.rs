@@ -1,0 +1,178 @@
+//! End-to-end: real traffic through one loaded-master balancing both families at once, in
+//! network namespaces (client - router - balancer - three backends).
+//!
+//! They need root and fail with the reason without it.
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use support::balancer::*;
+use support::*;
+
+fn counts(names: &[String]) -> HashMap<String, u32> {
+    let mut counts = HashMap::new();
+    for name in names {
+        *counts.entry(name.clone()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[test]
+fn round_robin_spreads_http_udp_and_ping_over_both_families() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(
+        &net,
+        &base_config(&net, "strategy=rr\nstickiness=flow\n"),
+        &[],
+    );
+
+    // Each curl is a new connection, hence a new flow; rr starts at the first server.
+    let expected = ["b1", "b2", "b3", "b1", "b2", "b3"];
+    assert_eq!(
+        backends_answering(&net, &http_url(VIP4, HTTP_PORT, "/"), 6),
+        expected
+    );
+    assert_eq!(
+        backends_answering(&net, &http_url(VIP6, HTTP_PORT, "/"), 6),
+        expected
+    );
+
+    for vip in [VIP4, VIP6] {
+        let answers: BTreeSet<String> = (0..3)
+            .map(|i| {
+                let answer = net
+                    .udp_request(vip, UDP_PORT, &format!("hello{i}"))
+                    .unwrap_or_else(|e| panic!("UDP to {vip}: {e}"));
+                let (name, payload) = answer.split_once(':').expect("name:payload");
+                assert_eq!(payload, format!("hello{i}"));
+                name.to_string()
+            })
+            .collect();
+        assert_eq!(
+            answers.len(),
+            3,
+            "three new UDP flows to {vip} went to {answers:?}"
+        );
+        // The reply must come from the VIP itself (udp_request refuses other sources), and
+        // ping replies likewise.
+        assert_eq!(
+            net.ping(Host::Client, vip, 3, secs(5)).unwrap(),
+            [vip.to_string()]
+        );
+    }
+    assert!(
+        master.stop(&net).is_some_and(|s| s.success()),
+        "{}",
+        master.log(&net)
+    );
+}
+
+#[test]
+fn client_stickiness_keeps_each_client_on_one_server() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &base_config(&net, ""), &[]);
+    for vip in [VIP4, VIP6] {
+        let answers = backends_answering(&net, &http_url(vip, HTTP_PORT, "/"), 6);
+        assert_eq!(answers, vec!["b1"; 6], "one client, one server ({vip})");
+    }
+    // UDP and ping of the same client follow its mapping too.
+    assert_eq!(net.udp_request(VIP4, UDP_PORT, "x").unwrap(), "b1:x");
+    assert_eq!(net.udp_request(VIP6, UDP_PORT, "y").unwrap(), "b1:y");
+    // Another client (the router's address) gets the next server.
+    let other = net
+        .curl_from(Host::Router, &http_url(VIP4, HTTP_PORT, "/"), secs(5))
+        .unwrap();
+    assert_eq!(other, "backend=b2\n");
+    master.stop(&net);
+}
+
+#[test]
+fn weighted_spreads_open_connections_by_weight() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let config = format!(
+        "VIP4={VIP4}\nVIP6={VIP6}\nstrategy=weighted\nstickiness=flow\n\
+         server4={} weight=3\nserver4={} weight=2\nserver4={} weight=1\n\
+         server6={} weight=3\nserver6={} weight=2\nserver6={} weight=1\npidfile={}/p.pid\n",
+        BACKEND4[0],
+        BACKEND4[1],
+        BACKEND4[2],
+        BACKEND6[0],
+        BACKEND6[1],
+        BACKEND6[2],
+        net.dir().display()
+    );
+    let master = Master::start(&net, &config, &[]);
+    for vip in [VIP4, VIP6] {
+        // Connections held open at once: least connections per unit of weight gives 6/4/2.
+        let spread = net.client_conns(vip, 12, secs(2)).unwrap();
+        let expected: HashMap<String, u32> = [
+            ("b1".to_string(), 6),
+            ("b2".to_string(), 4),
+            ("b3".to_string(), 2),
+        ]
+        .into();
+        assert_eq!(spread, expected, "open connections to {vip}");
+    }
+    master.stop(&net);
+}
+
+#[test]
+fn maglev_uses_every_server() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(
+        &net,
+        &base_config(&net, "strategy=maglev\nstickiness=flow\n"),
+        &[],
+    );
+    for vip in [VIP4, VIP6] {
+        let spread = counts(&backends_answering(
+            &net,
+            &http_url(vip, HTTP_PORT, "/"),
+            30,
+        ));
+        assert_eq!(spread.len(), 3, "30 flows to {vip} went to {spread:?}");
+    }
+    master.stop(&net);
+}
+
+#[test]
+fn path_mtu_discovery_works_through_the_balancer() {
+    require_root_and_tools();
+    // The router's link to the client has MTU 1300, the client's 1500: the backends' full
+    // size segments only get through once the router's "fragmentation needed" / "packet
+    // too big", sent to the VIP, reaches the backend that owns the flow.
+    let net = TestNet::up(Options::default().mtu_rtr_client(1300));
+    net.start_backends();
+    let master = Master::start(&net, &base_config(&net, ""), &[]);
+    let len = 1_000_000;
+    for vip in [VIP4, VIP6] {
+        let body = net
+            .curl(
+                &http_url(vip, HTTP_PORT, &format!("/big?bytes={len}")),
+                secs(15),
+            )
+            .unwrap_or_else(|e| panic!("download through {vip}: {e}\n{}", master.log(&net)));
+        assert!(
+            is_big_body(body.as_bytes(), len),
+            "{vip}: {} bytes",
+            body.len()
+        );
+    }
+    // The client's mapping is b1 (client stickiness, rr): b1 learnt the path MTU.
+    for client in [CLIENT4, CLIENT6] {
+        let route = net.exec_ok(Host::Backend(1), &["ip", "route", "get", client]);
+        assert!(
+            route.contains("mtu 1300"),
+            "b1's route to {client}: {route}"
+        );
+    }
+    master.stop(&net);
+}

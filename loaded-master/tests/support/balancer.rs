@@ -1,0 +1,106 @@
+//! Running loaded-master inside a TestNet's balancer namespace.
+
+use super::*;
+
+/// The master binary under test; the worker and prober are built next to it.
+pub fn master_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_loaded-master")
+}
+
+/// A config for the standard topology: both VIPs, the three backends of each family.
+pub fn base_config(net: &TestNet, extra: &str) -> String {
+    let mut config = format!("VIP4={VIP4}\nVIP6={VIP6}\n");
+    for n in 0..3 {
+        config.push_str(&format!("server4={}\n", BACKEND4[n]));
+    }
+    for n in 0..3 {
+        config.push_str(&format!("server6={}\n", BACKEND6[n]));
+    }
+    config.push_str(&format!("pidfile={}/loaded.pid\n", net.dir().display()));
+    config.push_str(extra);
+    config
+}
+
+pub struct Master {
+    pub pid: u32,
+    pub config: PathBuf,
+}
+
+/// The number of workers a master starts by default (one per core).
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl Master {
+    /// Starts `loaded-master -D -c CONFIG ARGS...` in lb and waits until every worker
+    /// serves its queue.
+    pub fn start(net: &TestNet, config_text: &str, args: &[&str]) -> Master {
+        let config = net.write_file("loaded.conf", config_text);
+        let config_arg = config.display().to_string();
+        let mut command = vec![master_binary(), "-D", "-c", &config_arg];
+        command.extend_from_slice(args);
+        let pid = net.spawn(Host::Balancer, &command);
+        let master = Master { pid, config };
+        master.wait_ready(net);
+        master
+    }
+
+    pub fn wait_ready(&self, net: &TestNet) {
+        let workers = worker_count();
+        let ready = wait_until(secs(20), || {
+            net.log(self.pid).matches("serving NFQUEUE").count() >= workers
+                || net.try_wait(self.pid).is_some()
+        });
+        let log = net.log(self.pid);
+        assert!(
+            ready && net.try_wait(self.pid).is_none(),
+            "loaded-master did not get ready; its output:\n{log}"
+        );
+    }
+
+    pub fn log(&self, net: &TestNet) -> String {
+        net.log(self.pid)
+    }
+
+    /// SIGTERM, and the master's exit status.
+    pub fn stop(&self, net: &TestNet) -> Option<ExitStatus> {
+        net.terminate(self.pid);
+        net.wait_exit(self.pid, secs(10))
+    }
+}
+
+/// The pids of the master's children, by their command name.
+pub fn children_named(net: &TestNet, name: &str) -> Vec<u32> {
+    net.ns_pids(Host::Balancer)
+        .into_iter()
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm"))
+                .map(|comm| comm.trim() == name)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// iptables-save and ip6tables-save of the balancer namespace, mangle table.
+pub fn mangle_rules(net: &TestNet) -> String {
+    let mut rules = net.exec_ok(Host::Balancer, &["iptables-save", "-t", "mangle"]);
+    rules.push_str(&net.exec_ok(Host::Balancer, &["ip6tables-save", "-t", "mangle"]));
+    rules
+}
+
+/// Asks `url` `count` times from the client and returns the backend names in order.
+pub fn backends_answering(net: &TestNet, url: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let body = net
+                .curl(url, secs(5))
+                .unwrap_or_else(|e| panic!("request {i} to {url}: {e}"));
+            body.trim()
+                .strip_prefix("backend=")
+                .unwrap_or_else(|| panic!("unexpected answer from {url}: {body:?}"))
+                .to_string()
+        })
+        .collect()
+}
