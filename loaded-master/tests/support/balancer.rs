@@ -10,11 +10,11 @@ pub fn master_binary() -> &'static str {
 /// A config for the standard topology: both VIPs, the three backends of each family.
 pub fn base_config(net: &TestNet, extra: &str) -> String {
     let mut config = format!("VIP4={VIP4}\nVIP6={VIP6}\n");
-    for n in 0..3 {
-        config.push_str(&format!("server4={}\n", BACKEND4[n]));
+    for server in &BACKEND4[..3] {
+        config.push_str(&format!("server4={server}\n"));
     }
-    for n in 0..3 {
-        config.push_str(&format!("server6={}\n", BACKEND6[n]));
+    for server in &BACKEND6[..3] {
+        config.push_str(&format!("server6={server}\n"));
     }
     config.push_str(&format!("pidfile={}/loaded.pid\n", net.dir().display()));
     config.push_str(extra);
