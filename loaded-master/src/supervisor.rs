@@ -308,30 +308,26 @@ impl Supervisor {
 
 /// What a worker may say to the master.
 fn dispatch_worker(name: &str, message: Message) -> Result<(), String> {
-    match message {
-        Message::Log { level, text } => {
-            syslog_sink::log_line(level, name, &text);
-            Ok(())
-        }
-        Message::Ready => {
-            log::info!("{name} is ready");
-            Ok(())
-        }
-        other => Err(format!("unexpected {} message", other.kind())),
+    match handle_any_child(name, message) {
+        None => Ok(()),
+        Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
 }
 
 /// What the prober may say to the master.
 fn dispatch_prober(name: &str, message: Message) -> Result<(), String> {
-    match message {
-        Message::Log { level, text } => {
-            syslog_sink::log_line(level, name, &text);
-            Ok(())
-        }
-        Message::Ready => {
-            log::info!("{name} is ready");
-            Ok(())
-        }
-        other => Err(format!("unexpected {} message", other.kind())),
+    match handle_any_child(name, message) {
+        None => Ok(()),
+        Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
+}
+
+/// The messages every child may send; returns the message if it is not one of them.
+fn handle_any_child(name: &str, message: Message) -> Option<Message> {
+    match message {
+        Message::Log { level, text } => syslog_sink::log_line(level, name, &text),
+        Message::Ready => log::info!("{name} is ready"),
+        other => return Some(other),
+    }
+    None
 }
