@@ -9,7 +9,7 @@ use loaded_worker::datapath::balancer::{Balancer, BalancerConfig};
 use loaded_worker::datapath::flow::Vips;
 use loaded_worker::datapath::flow_table::SharedFlowTable;
 use loaded_worker::datapath::nat::{rewrite, Outcome};
-use loaded_worker::datapath::wire::{checksum, ipv4, ipv6, tcp};
+use loaded_worker::datapath::wire::{checksum, ipv4, tcp};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
