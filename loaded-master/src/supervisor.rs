@@ -231,6 +231,7 @@ impl Supervisor {
             };
             let child = self.children.remove(&token).expect("found above");
             if let Some(channel) = child.channel {
+                relay_remaining(&child.role.name(), &channel);
                 let _ = self
                     .poll
                     .registry()
@@ -298,11 +299,31 @@ impl Supervisor {
 
     fn reap_quietly(&mut self) {
         self.children.retain(|_, child| {
-            !matches!(
+            let exited = matches!(
                 waitpid(child.pid, Some(WaitPidFlag::WNOHANG)),
                 Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(_)
-            )
+            );
+            if exited {
+                if let Some(channel) = &child.channel {
+                    relay_remaining(&child.role.name(), channel);
+                }
+            }
+            !exited
         });
+    }
+}
+
+/// Relays what a child sent before it exited (its last words, its totals): once it is gone,
+/// all of it is already in the socket buffer.
+fn relay_remaining(name: &str, channel: &Channel) {
+    // Bounded: the buffer holds a finite number of datagrams, but be sure.
+    for _ in 0..1024 {
+        match channel.recv() {
+            Ok((message, _)) => {
+                let _ = handle_any_child(name, message);
+            }
+            Err(_) => return,
+        }
     }
 }
 
