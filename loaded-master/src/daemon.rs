@@ -20,26 +20,46 @@ impl Readiness {
     }
 
     pub fn ready(&mut self) {
+        self.tell(b"1");
+    }
+
+    /// Hands the reason for a failed start to the waiting start command, which prints it
+    /// (the daemon's own stderr is /dev/null). Call it once everything is cleaned up.
+    pub fn failed(&mut self, reason: &str) {
+        let mut message = b"E".to_vec();
+        message.extend_from_slice(reason.as_bytes());
+        self.tell(&message);
+    }
+
+    fn tell(&mut self, message: &[u8]) {
         if let Some(pipe) = self.pipe.take() {
             let mut file = fs::File::from(pipe);
-            let _ = file.write_all(b"1");
+            let _ = file.write_all(message);
         }
     }
 }
 
 /// Forks twice and returns in the grandchild. The original process waits until the daemon
-/// calls `Readiness::ready` (exit 0) or exits without doing so (exit 1).
+/// calls `Readiness::ready` (exit 0), or `failed` or exits without either (exit 1).
 pub fn daemonize() -> io::Result<Readiness> {
-    let (read_end, write_end) = nix::unistd::pipe()?;
+    // Close-on-exec: the children started before `ready` must not hold the write end.
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // SAFETY: the master is single-threaded at this point (no thread has been started), so
     // the child may run any code after fork.
     match unsafe { fork() }? {
         ForkResult::Parent { .. } => {
             drop(write_end);
             let mut file = fs::File::from(read_end);
-            let mut byte = [0u8; 1];
-            let started = matches!(file.read(&mut byte), Ok(1));
-            std::process::exit(if started { 0 } else { 1 });
+            let mut answer = Vec::new();
+            let _ = file.read_to_end(&mut answer);
+            match answer.split_first() {
+                Some((b'1', _)) => std::process::exit(0),
+                Some((b'E', reason)) => {
+                    eprintln!("loaded-master: {}", String::from_utf8_lossy(reason));
+                }
+                _ => eprintln!("loaded-master: the daemon ended during its start; see syslog"),
+            }
+            std::process::exit(1);
         }
         ForkResult::Child => {}
     }

@@ -9,11 +9,12 @@ use crate::daemon::{self, PidFile, Readiness};
 use crate::queues;
 use crate::rules::{Family, FamilyRules, RuleSet};
 use crate::spawn::{JailArgs, Role};
-use crate::supervisor::{Exit, Settings, Supervisor};
+use crate::supervisor::{self, Exit, Settings, Supervisor};
 use crate::syslog_sink;
 use loaded_proto::balancing::IpNet;
 use loaded_proto::config::{Config, Rules};
 use loaded_worker::datapath::flow_table;
+use signal_hook_mio::v1_0::Signals;
 use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -55,9 +56,6 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e}");
-            if log::max_level() == log::LevelFilter::Off {
-                eprintln!("loaded-master: {e}");
-            }
             1
         }
     }
@@ -102,8 +100,12 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
     } else {
         log::LevelFilter::Info
     };
-    syslog_sink::init(config.log_socket.clone(), options.foreground, level);
+    // stderr too until the daemon detaches (its stderr is /dev/null afterwards), so that a
+    // setup error reaches whoever started us.
+    syslog_sink::init(config.log_socket.clone(), true, level);
 
+    let mut signals =
+        supervisor::handle_signals().map_err(|e| format!("cannot handle signals: {e}"))?;
     if !nix::unistd::geteuid().is_root() {
         return Err("loaded-master must run as root (it binds NFQUEUEs and installs rules)".into());
     }
@@ -131,8 +133,25 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
             .map_err(|e| format!("cannot install rules: {e}"))?;
     }
     // From here on, every exit path removes the rules.
+    let mut readiness = if options.foreground {
+        Readiness::none()
+    } else {
+        match daemon::daemonize() {
+            Ok(readiness) => {
+                syslog_sink::reconnect();
+                readiness
+            }
+            Err(e) => {
+                if config.rules == Rules::Auto {
+                    rule_set.remove();
+                }
+                return Err(format!("cannot daemonize: {e}"));
+            }
+        }
+    };
     let result = run_daemon(
-        &options,
+        &mut readiness,
+        &mut signals,
         &config,
         Settings {
             config: config.clone(),
@@ -155,22 +174,19 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
         rule_set.remove();
         log::info!("rules removed");
     }
+    if let Err(e) = &result {
+        readiness.failed(e);
+    }
     result
 }
 
 fn run_daemon(
-    options: &Options,
+    readiness: &mut Readiness,
+    signals: &mut Signals,
     config: &Config,
     settings: Settings,
     queue_sockets: Vec<(u16, nfq::Queue)>,
 ) -> Result<i32, String> {
-    let mut readiness = if options.foreground {
-        Readiness::none()
-    } else {
-        let readiness = daemon::daemonize().map_err(|e| format!("cannot daemonize: {e}"))?;
-        syslog_sink::reconnect();
-        readiness
-    };
     let _pidfile = PidFile::create(&config.pidfile)
         .map_err(|e| format!("cannot write pidfile {}: {e}", config.pidfile.display()))?;
     let failover = config.failover;
@@ -202,8 +218,13 @@ fn run_daemon(
                 config.strategy,
                 config.backends().len()
             );
-            readiness.ready();
-            supervisor.run().map_err(|e| e.to_string())
+            if stop_requested(signals) {
+                log::info!("stopping: asked to while starting");
+                Ok(Exit::Stopped)
+            } else {
+                readiness.ready();
+                supervisor.run(signals).map_err(|e| e.to_string())
+            }
         }
         Err(e) => Err(format!("cannot start the children: {e}")),
     };
@@ -216,6 +237,14 @@ fn run_daemon(
         Ok(Exit::Failed(reason)) => Err(reason),
         Err(e) => Err(e),
     }
+}
+
+/// Whether SIGTERM or SIGINT arrived during the start. Other signals seen here need nothing:
+/// the supervisor reaps children when it starts, and SIGHUP's reopen is moot at start.
+fn stop_requested(signals: &mut Signals) -> bool {
+    signals
+        .pending()
+        .any(|signal| signal == libc::SIGTERM || signal == libc::SIGINT)
 }
 
 fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {

@@ -80,8 +80,8 @@ pub fn spawn(binary: &Path, role: &Role, jail: &JailArgs) -> io::Result<Spawned>
         });
     let theirs: OwnedFd = theirs.into();
     let their_fd = theirs.as_raw_fd();
-    // SAFETY: between fork and exec the closure only calls dup2 and fcntl, which are
-    // async-signal-safe, and touches no memory the parent could be mutating.
+    // SAFETY: between fork and exec the closure only calls dup2, fcntl and close_range,
+    // which are async-signal-safe, and touches no memory the parent could be mutating.
     unsafe {
         command.pre_exec(move || {
             if their_fd == CHANNEL_FD {
@@ -90,6 +90,17 @@ pub fn spawn(binary: &Path, role: &Role, jail: &JailArgs) -> io::Result<Spawned>
                     return Err(io::Error::last_os_error());
                 }
             } else if libc::dup2(their_fd, CHANNEL_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Whatever else the master inherited without close-on-exec (from its own parent)
+            // must not cross into the jail: a directory fd would undo the chroot. Marked
+            // rather than closed, because std's exec-error pipe is among them.
+            if libc::close_range(
+                (CHANNEL_FD + 1) as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+            ) < 0
+            {
                 return Err(io::Error::last_os_error());
             }
             Ok(())

@@ -16,7 +16,7 @@ use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -54,6 +54,12 @@ pub struct Supervisor {
     children: HashMap<Token, Child>,
     next_token: usize,
     restarts: HashMap<String, VecDeque<Instant>>,
+}
+
+/// The signals the master handles; registered before the master acquires anything, so that
+/// a SIGTERM at any point of the start still leads to a clean stop.
+pub fn handle_signals() -> io::Result<Signals> {
+    Signals::new([signal_hook::consts::SIGCHLD, SIGTERM, SIGINT, SIGHUP])
 }
 
 /// Why the loop ended.
@@ -127,11 +133,12 @@ impl Supervisor {
         Ok(())
     }
 
-    pub fn run(&mut self) -> io::Result<Exit> {
-        let mut signals = Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGHUP])?;
+    /// `signals` were set up before any resource was acquired, so a stop asked for during
+    /// the start is still in them and handled here.
+    pub fn run(&mut self, signals: &mut Signals) -> io::Result<Exit> {
         self.poll
             .registry()
-            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+            .register(signals, SIGNALS, Interest::READABLE)?;
         // A child may have died before the handler existed.
         if let Some(exit) = self.reap_children() {
             return Ok(exit);

@@ -3,6 +3,8 @@
 //!
 //! The socket is reopened when a send fails, so lines keep arriving after the syslog daemon
 //! restarts (it unlinks and rebinds /dev/log, which leaves our old socket dangling).
+//! Sends never block: a stalled syslog daemon costs lines (counted), never the master's
+//! ability to supervise, restart and stop.
 
 use loaded_proto::message::LogLevel;
 use std::path::PathBuf;
@@ -14,6 +16,8 @@ pub struct SyslogSink {
     socket_path: PathBuf,
     connection: Option<SyslogLogger>,
     also_stderr: bool,
+    /// Lines lost because the syslog socket was full or gone.
+    lost: u64,
 }
 
 impl SyslogSink {
@@ -22,6 +26,7 @@ impl SyslogSink {
             socket_path,
             connection: None,
             also_stderr,
+            lost: 0,
         }
     }
 
@@ -32,17 +37,31 @@ impl SyslogSink {
             process: "loaded".into(),
             pid: std::process::id(),
         };
-        syslog::unix_custom(formatter, &self.socket_path).ok()
+        let connection = syslog::unix_custom(formatter, &self.socket_path).ok()?;
+        let nonblocking = match &connection.backend {
+            syslog::LoggerBackend::Unix(socket) => socket.set_nonblocking(true),
+            syslog::LoggerBackend::UnixStream(writer) => writer.get_ref().set_nonblocking(true),
+            _ => Ok(()),
+        };
+        nonblocking.ok().map(|()| connection)
     }
 
-    fn send(connection: &mut SyslogLogger, level: LogLevel, line: &str) -> bool {
-        match level {
+    fn send(connection: &mut SyslogLogger, level: LogLevel, line: &str) -> Sent {
+        let result = match level {
             LogLevel::Error => connection.err(line),
             LogLevel::Warning => connection.warning(line),
             LogLevel::Info => connection.info(line),
             LogLevel::Debug => connection.debug(line),
+        };
+        match result {
+            Ok(()) => Sent::Yes,
+            Err(syslog::Error::Io(e) | syslog::Error::Write(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                Sent::Full
+            }
+            Err(_) => Sent::Broken,
         }
-        .is_ok()
     }
 
     pub fn write(&mut self, level: LogLevel, origin: &str, text: &str) {
@@ -52,15 +71,46 @@ impl SyslogSink {
             eprintln!("loaded: {line}");
         }
         if let Some(connection) = self.connection.as_mut() {
-            if Self::send(connection, level, &line) {
-                return;
+            match Self::send(connection, level, &line) {
+                Sent::Yes => {
+                    self.report_lost();
+                    return;
+                }
+                Sent::Full => {
+                    self.lost += 1;
+                    return;
+                }
+                Sent::Broken => {}
             }
         }
         // Not connected yet, or the daemon went away: reconnect once and retry.
         self.connection = self.connect();
-        if let Some(connection) = self.connection.as_mut() {
-            if !Self::send(connection, level, &line) {
+        let sent = match self.connection.as_mut() {
+            Some(connection) => Self::send(connection, level, &line),
+            None => Sent::Broken,
+        };
+        match sent {
+            Sent::Yes => self.report_lost(),
+            Sent::Full => self.lost += 1,
+            Sent::Broken => {
+                self.lost += 1;
                 self.connection = None;
+            }
+        }
+    }
+
+    /// Once syslog takes lines again, says how many it missed.
+    fn report_lost(&mut self) {
+        if self.lost == 0 {
+            return;
+        }
+        let line = format!(
+            "master: {} log lines were lost (syslog socket full or gone)",
+            self.lost
+        );
+        if let Some(connection) = self.connection.as_mut() {
+            if let Sent::Yes = Self::send(connection, LogLevel::Warning, &line) {
+                self.lost = 0;
             }
         }
     }
@@ -69,6 +119,14 @@ impl SyslogSink {
     pub fn reconnect(&mut self) {
         self.connection = self.connect();
     }
+}
+
+enum Sent {
+    Yes,
+    /// The daemon is not reading: the line is dropped, the connection kept.
+    Full,
+    /// The daemon is gone (restarted, or never there): reconnect.
+    Broken,
 }
 
 static SINK: Mutex<Option<SyslogSink>> = Mutex::new(None);
