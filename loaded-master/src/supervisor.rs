@@ -100,7 +100,9 @@ impl Supervisor {
         drop(queue_socket);
         let name = role.name();
         self.adopt(role, spawned.pid, spawned.channel)?;
-        sent.map_err(|e| io::Error::other(format!("{name}: cannot send its setup: {e}")))
+        sent.map_err(|e| io::Error::other(format!("{name}: cannot send its setup: {e}")))?;
+        self.link_prober_to_worker(index);
+        Ok(())
     }
 
     pub fn start_prober(&mut self) -> io::Result<()> {
@@ -110,7 +112,53 @@ impl Supervisor {
             config: Box::new(self.settings.config.clone()),
         });
         self.adopt(role, spawned.pid, spawned.channel)?;
-        sent.map_err(|e| io::Error::other(format!("prober: cannot send its setup: {e}")))
+        sent.map_err(|e| io::Error::other(format!("prober: cannot send its setup: {e}")))?;
+        let workers: Vec<u32> = self
+            .children
+            .values()
+            .filter_map(|child| match child.role {
+                Role::Worker { index, .. } => Some(index),
+                Role::Prober => None,
+            })
+            .collect();
+        for worker in workers {
+            self.link_prober_to_worker(worker);
+        }
+        Ok(())
+    }
+
+    /// Gives the prober and worker `worker` a fresh pair to talk over (backend updates flow
+    /// from prober to worker directly, not through the master). Either side may be missing
+    /// (no -f, or being restarted); the link is made when it comes back.
+    fn link_prober_to_worker(&mut self, worker: u32) {
+        let channel_of = |wanted: &dyn Fn(&Role) -> bool| {
+            self.children
+                .values()
+                .find(|child| wanted(&child.role))
+                .and_then(|child| child.channel.as_ref())
+        };
+        let Some(prober) = channel_of(&|role| *role == Role::Prober) else {
+            return;
+        };
+        let Some(worker_channel) =
+            channel_of(&|role| matches!(role, Role::Worker { index, .. } if *index == worker))
+        else {
+            return;
+        };
+        let (prober_end, worker_end) = match Channel::pair() {
+            Ok(pair) => pair,
+            Err(e) => {
+                log::error!("cannot link the prober to worker {worker}: {e}");
+                return;
+            }
+        };
+        let link = Message::ProberLink { worker };
+        let sent = worker_channel
+            .send_with_fds(&link, &[worker_end.as_fd()])
+            .and_then(|()| prober.send_with_fds(&link, &[prober_end.as_fd()]));
+        if let Err(e) = sent {
+            log::error!("cannot link the prober to worker {worker}: {e}");
+        }
     }
 
     fn adopt(&mut self, role: Role, pid: Pid, channel: Channel) -> io::Result<()> {

@@ -5,8 +5,10 @@
 //! exactly, or that arrives with the wrong number of descriptors, is fatal for the channel:
 //! the peer is either buggy or compromised, and neither is worth talking to.
 
+use crate::balancing::Backend;
 use crate::config::Config;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 /// Upper bound on one encoded message. A config with hundreds of servers fits easily; the
 /// bound keeps a hostile length prefix from making the receiver allocate.
@@ -30,6 +32,35 @@ pub enum Message {
     Log { level: LogLevel, text: String },
     /// master -> child: finish the work in hand and exit.
     Shutdown,
+    /// master -> worker and master -> prober, with one descriptor: one end of a
+    /// SOCK_SEQPACKET pair that links the prober to worker `worker`. A new link replaces the
+    /// old one (after either side restarted).
+    ProberLink { worker: u32 },
+    /// prober -> worker: the whole backend state, when a link is new or on request. `seq`
+    /// is the sequence number of the last change it includes.
+    BackendSnapshot {
+        seq: u64,
+        backends: Vec<BackendState>,
+    },
+    /// prober -> worker: one change; `seq` is the previous one's plus one, so a worker can
+    /// tell it missed one.
+    BackendUpdate { seq: u64, update: BackendUpdate },
+    /// worker -> prober: send a snapshot (the worker saw a gap in the sequence).
+    SnapshotRequest,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendState {
+    pub backend: Backend,
+    pub up: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BackendUpdate {
+    Up(IpAddr),
+    Down(IpAddr),
+    /// A host found on the servers' network (hotplug); it is up.
+    Added(Backend),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +76,7 @@ impl Message {
     pub fn expected_fds(&self) -> usize {
         match self {
             Message::WorkerSetup { .. } => 2,
+            Message::ProberLink { .. } => 1,
             _ => 0,
         }
     }
@@ -57,6 +89,10 @@ impl Message {
             Message::Ready => "Ready",
             Message::Log { .. } => "Log",
             Message::Shutdown => "Shutdown",
+            Message::ProberLink { .. } => "ProberLink",
+            Message::BackendSnapshot { .. } => "BackendSnapshot",
+            Message::BackendUpdate { .. } => "BackendUpdate",
+            Message::SnapshotRequest => "SnapshotRequest",
         }
     }
 }

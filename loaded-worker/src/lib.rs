@@ -7,4 +7,5 @@
 pub mod counters;
 pub mod datapath;
 pub mod packet_loop;
+pub mod prober_link;
 pub mod worker;

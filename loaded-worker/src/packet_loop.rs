@@ -5,16 +5,18 @@ use crate::counters::Counters;
 use crate::datapath::balancer::Balancer;
 use crate::datapath::flow::Vips;
 use crate::datapath::nat::{self, Outcome};
+use crate::prober_link::ProberLink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::message::Message;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 const QUEUE: Token = Token(0);
 const CONTROL: Token = Token(1);
+const PROBER: Token = Token(2);
 
 /// Packets handled before the loop looks at the channel again, so a flood cannot starve it.
 const BURST: usize = 1024;
@@ -39,6 +41,8 @@ pub struct PacketLoop {
     sweep_shard: usize,
     /// Set by the control channel; the loop ends once the packets in hand have verdicts.
     stop: Option<Stop>,
+    /// Backend health from the prober (with -f).
+    prober: Option<ProberLink>,
 }
 
 impl PacketLoop {
@@ -67,6 +71,7 @@ impl PacketLoop {
             poll,
             sweep_shard: worker_index as usize % SWEEP_SHARDS,
             stop: None,
+            prober: None,
         })
     }
 
@@ -87,6 +92,7 @@ impl PacketLoop {
             for event in events.iter() {
                 match event.token() {
                     QUEUE => self.drain_queue()?,
+                    PROBER => self.drain_prober_link(),
                     _ => self.drain_channel()?,
                 }
             }
@@ -148,7 +154,7 @@ impl PacketLoop {
     fn drain_channel(&mut self) -> Result<(), String> {
         while self.stop.is_none() {
             match self.channel.recv() {
-                Ok((message, _)) => self.stop = dispatch_master(message)?,
+                Ok((message, fds)) => self.dispatch_master(message, fds)?,
                 Err(e) if e.would_block() => break,
                 // Without a master nobody supervises us or can restart us cleanly.
                 Err(ChannelError::Closed) => self.stop = Some(Stop::MasterGone),
@@ -157,15 +163,69 @@ impl PacketLoop {
         }
         Ok(())
     }
-}
 
-/// What the master may say to a worker once it runs.
-fn dispatch_master(message: Message) -> Result<Option<Stop>, String> {
-    match message {
-        Message::Shutdown => Ok(Some(Stop::Shutdown)),
-        other => Err(format!(
-            "unexpected {} message from the master",
-            other.kind()
-        )),
+    /// What the master may say to a worker once it runs.
+    fn dispatch_master(&mut self, message: Message, fds: Vec<OwnedFd>) -> Result<(), String> {
+        match message {
+            Message::Shutdown => self.stop = Some(Stop::Shutdown),
+            Message::ProberLink { .. } => {
+                let fd = fds
+                    .into_iter()
+                    .next()
+                    .expect("the channel checks the count");
+                self.replace_prober_link(Channel::from_fd(fd))
+                    .map_err(|e| format!("cannot use the prober link: {e}"))?;
+            }
+            other => {
+                return Err(format!(
+                    "unexpected {} message from the master",
+                    other.kind()
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn replace_prober_link(&mut self, channel: Channel) -> io::Result<()> {
+        self.drop_prober_link();
+        channel.set_nonblocking(true)?;
+        self.poll.registry().register(
+            &mut SourceFd(&channel.as_raw_fd()),
+            PROBER,
+            Interest::READABLE,
+        )?;
+        self.prober = Some(ProberLink::new(channel));
+        Ok(())
+    }
+
+    fn drop_prober_link(&mut self) {
+        if let Some(old) = self.prober.take() {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&old.channel.as_raw_fd()));
+        }
+    }
+
+    /// Backend updates. Whatever goes wrong here ends only the link, never the datapath:
+    /// the last known state stays in force until the master links us again.
+    fn drain_prober_link(&mut self) {
+        let Some(link) = self.prober.as_mut() else {
+            return;
+        };
+        let failure = loop {
+            match link.channel.recv() {
+                Ok((message, _)) => {
+                    if let Err(e) = link.dispatch_prober(message, &mut self.balancer) {
+                        break e;
+                    }
+                }
+                Err(e) if e.would_block() => return,
+                Err(ChannelError::Closed) => break "the prober closed the link".to_string(),
+                Err(e) => break format!("prober link: {e}"),
+            }
+        };
+        log::warn!("{failure}; keeping the last known backend state");
+        self.drop_prober_link();
     }
 }
