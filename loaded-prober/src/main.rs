@@ -1,5 +1,6 @@
 //! loaded-prober: started by loaded-master with -f; see `prober::run`.
 
+mod health;
 mod prober;
 
 fn main() {

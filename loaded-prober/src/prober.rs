@@ -1,11 +1,20 @@
-//! The prober's `run`. It jails itself keeping only CAP_NET_RAW (for raw ICMP sockets), takes
-//! its config from the master and serves the control channel.
-//!
-//! The health checks themselves (broadcast and unicast ping, TCP connect, hysteresis, and
-//! streaming backend updates to the workers) are the failover issue's work; until then the
-//! prober says so once and the backends stay as configured.
+//! The prober's `run`: jailed with only CAP_NET_RAW, it checks the real servers every
+//! `check_cycle` (see `health`) and streams what changed to every worker over a direct link
+//! that the master set up: a snapshot when a link is new or a worker asks, then numbered
+//! changes. Each change is logged once, with its reason; nothing is logged per check.
 
-use loaded_proto::message::Message;
+use crate::health::{Event, HealthChecker};
+use loaded_proto::channel::{Channel, ChannelError};
+use loaded_proto::config::Config;
+use loaded_proto::message::{BackendState, BackendUpdate, Message};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const MASTER: Token = Token(usize::MAX);
 
 pub fn run() -> i32 {
     let (_args, channel) = loaded_proto::child::start(caps::Capability::CAP_NET_RAW);
@@ -20,32 +29,250 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    log::warn!(
-        "health checks are not implemented yet: all {} configured server(s) stay in service",
-        config.backends().len()
-    );
-    if channel.send(&Message::Ready).is_err() {
+    let checker = match HealthChecker::new(&config) {
+        Ok(checker) => checker,
+        Err(e) => {
+            log::error!("cannot open the probe sockets: {e}");
+            return 1;
+        }
+    };
+    let mut prober = match Prober::new(channel, checker, &config) {
+        Ok(prober) => prober,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    if prober.master.send(&Message::Ready).is_err() {
         return 1;
     }
-    loop {
-        match channel.recv() {
-            Ok((message, _)) => {
-                if let Some(code) = dispatch_master(message) {
-                    return code;
-                }
-            }
-            Err(_) => return 0,
+    match prober.serve() {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            1
         }
     }
 }
 
-/// What the master may say to the prober.
-fn dispatch_master(message: Message) -> Option<i32> {
-    match message {
-        Message::Shutdown => Some(0),
-        other => {
-            log::error!("unexpected {} message from the master", other.kind());
-            Some(1)
+struct Prober {
+    master: Channel,
+    /// Worker index -> its link.
+    links: HashMap<u32, Channel>,
+    checker: HealthChecker,
+    /// The number of the last change sent.
+    seq: u64,
+    poll: Poll,
+    cycle: Duration,
+    /// No snapshot goes out before the first round: until then the prober knows less than
+    /// the workers (after a prober restart, they know which servers are down).
+    first_round_done: bool,
+}
+
+impl Prober {
+    fn new(master: Channel, checker: HealthChecker, config: &Config) -> io::Result<Prober> {
+        let poll = Poll::new()?;
+        master.set_nonblocking(true)?;
+        poll.registry().register(
+            &mut SourceFd(&master.as_raw_fd()),
+            MASTER,
+            Interest::READABLE,
+        )?;
+        Ok(Prober {
+            master,
+            links: HashMap::new(),
+            checker,
+            seq: 0,
+            poll,
+            cycle: config.check_cycle,
+            first_round_done: false,
+        })
+    }
+
+    fn serve(&mut self) -> Result<(), String> {
+        let mut events = Events::with_capacity(16);
+        // The first round at once: a server that is down at start is found within
+        // `fall` rounds, not `fall + 1`.
+        let mut next_round = Instant::now();
+        loop {
+            let timeout = next_round.saturating_duration_since(Instant::now());
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+            for event in events.iter() {
+                if event.token() == MASTER {
+                    if self.drain_master()? {
+                        return Ok(());
+                    }
+                } else {
+                    self.drain_link(event.token().0 as u32);
+                }
+            }
+            if Instant::now() >= next_round {
+                let changes = self.checker.check();
+                for change in changes {
+                    self.publish(change);
+                }
+                if !self.first_round_done {
+                    self.first_round_done = true;
+                    let workers: Vec<u32> = self.links.keys().copied().collect();
+                    for worker in workers {
+                        self.send_snapshot(worker);
+                    }
+                }
+                next_round = Instant::now() + self.cycle;
+            }
+        }
+    }
+
+    /// Returns true when the master says to stop (or is gone).
+    fn drain_master(&mut self) -> Result<bool, String> {
+        loop {
+            match self.master.recv() {
+                Ok((message, fds)) => match message {
+                    Message::Shutdown => return Ok(true),
+                    Message::ProberLink { worker } => {
+                        let fd = fds
+                            .into_iter()
+                            .next()
+                            .expect("the channel checks the count");
+                        self.add_link(worker, Channel::from_fd(fd))
+                            .map_err(|e| format!("cannot use the link to worker {worker}: {e}"))?;
+                    }
+                    other => {
+                        return Err(format!(
+                            "unexpected {} message from the master",
+                            other.kind()
+                        ))
+                    }
+                },
+                Err(e) if e.would_block() => return Ok(false),
+                Err(ChannelError::Closed) => return Ok(true),
+                Err(e) => return Err(format!("control channel: {e}")),
+            }
+        }
+    }
+
+    fn add_link(&mut self, worker: u32, link: Channel) -> io::Result<()> {
+        self.drop_link(worker);
+        link.set_nonblocking(true)?;
+        self.poll.registry().register(
+            &mut SourceFd(&link.as_raw_fd()),
+            Token(worker as usize),
+            Interest::READABLE,
+        )?;
+        self.links.insert(worker, link);
+        self.send_snapshot(worker);
+        Ok(())
+    }
+
+    fn drop_link(&mut self, worker: u32) {
+        if let Some(old) = self.links.remove(&worker) {
+            let _ = self
+                .poll
+                .registry()
+                .deregister(&mut SourceFd(&old.as_raw_fd()));
+        }
+    }
+
+    /// What a worker may say to the prober: only ask for a snapshot.
+    fn drain_link(&mut self, worker: u32) {
+        loop {
+            let Some(link) = self.links.get(&worker) else {
+                return;
+            };
+            match link.recv() {
+                Ok((Message::SnapshotRequest, _)) => self.send_snapshot(worker),
+                Ok((other, _)) => {
+                    log::error!(
+                        "unexpected {} message from worker {worker}: closing its link",
+                        other.kind()
+                    );
+                    self.drop_link(worker);
+                    return;
+                }
+                Err(e) if e.would_block() => return,
+                Err(ChannelError::Closed) => {
+                    self.drop_link(worker);
+                    return;
+                }
+                Err(e) => {
+                    log::error!("link to worker {worker}: {e}; closing it");
+                    self.drop_link(worker);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn send_snapshot(&mut self, worker: u32) {
+        if !self.first_round_done {
+            return;
+        }
+        let backends = self
+            .checker
+            .states()
+            .into_iter()
+            .map(|(backend, up)| BackendState { backend, up })
+            .collect();
+        let snapshot = Message::BackendSnapshot {
+            seq: self.seq,
+            backends,
+        };
+        self.send(worker, &snapshot);
+    }
+
+    fn send(&mut self, worker: u32, message: &Message) {
+        let Some(link) = self.links.get(&worker) else {
+            return;
+        };
+        if let Err(e) = link.try_send(message) {
+            // The worker will see a gap at the next change, or a new link, and resync.
+            log::warn!("cannot send {} to worker {worker}: {e}", message.kind());
+        }
+    }
+
+    /// Logs a change once and sends it to every worker.
+    fn publish(&mut self, event: Event) {
+        let update = match event {
+            Event::Down { addr, reason } => {
+                log::warn!("server {addr} is down: {reason}");
+                BackendUpdate::Down(addr)
+            }
+            Event::Up { addr } => {
+                log::info!("server {addr} is up again");
+                BackendUpdate::Up(addr)
+            }
+            Event::Discovered { backend } => {
+                log::info!(
+                    "server {} answered on the servers' network: added (hotplug)",
+                    backend.addr
+                );
+                BackendUpdate::Added(backend)
+            }
+            Event::IgnoredOutsideRip { addr } => {
+                log::warn!("host {addr} answered the broadcast ping but lies outside RIP: ignored");
+                return;
+            }
+            Event::BroadcastFailed { addr, error } => {
+                log::warn!("cannot ping the broadcast address {addr}: {error}");
+                return;
+            }
+        };
+        self.seq += 1;
+        if !self.first_round_done {
+            // The snapshot after this round carries it.
+            return;
+        }
+        let message = Message::BackendUpdate {
+            seq: self.seq,
+            update,
+        };
+        let workers: Vec<u32> = self.links.keys().copied().collect();
+        for worker in workers {
+            self.send(worker, &message);
         }
     }
 }

@@ -1,0 +1,206 @@
+//! End-to-end: failover with the prober (-f): servers that stop are taken out within
+//! rise/fall rounds, come back when they recover, hosts that appear on the servers' network
+//! are added (hotplug), and a check never disturbs the clients of healthy servers.
+//!
+//! They need root and fail with the reason without it.
+
+mod support;
+
+use std::collections::BTreeSet;
+use support::balancer::*;
+use support::*;
+
+/// Fast checks: a round every 2 s, 1 s timeout, two results to change a state. A state
+/// changes within fall * cycle + timeout = 5 s; the tests allow 15.
+const FAST_CHECKS: &str = "failover\ncheck_cycle=2\ncheck_timeout=1\nrise=2\nfall=2\n";
+const CONVERGE: u64 = 15;
+
+fn failover_config(net: &TestNet, extra: &str) -> String {
+    base_config(net, &format!("{FAST_CHECKS}stickiness=flow\n{extra}"))
+}
+
+/// The set of backends that answer `count` new flows to each VIP.
+fn answering(net: &TestNet, count: usize) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for vip in [VIP4, VIP6] {
+        for i in 0..count {
+            match net.curl(&http_url(vip, HTTP_PORT, "/"), secs(3)) {
+                Ok(body) => {
+                    seen.insert(body.trim().trim_start_matches("backend=").to_string());
+                }
+                Err(e) => {
+                    seen.insert(format!(
+                        "error({vip} #{i}: {})",
+                        e.lines().next().unwrap_or("")
+                    ));
+                }
+            }
+        }
+    }
+    seen
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn wait_for_answers(net: &TestNet, expected: &[&str]) -> BTreeSet<String> {
+    let expected = names(expected);
+    let mut last = BTreeSet::new();
+    wait_until(secs(CONVERGE), || {
+        last = answering(net, 6);
+        last == expected
+    });
+    last
+}
+
+#[test]
+fn a_stopped_server_is_taken_out_and_comes_back_over_both_families() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &failover_config(&net, ""), &[]);
+    assert_eq!(answering(&net, 6), names(&["b1", "b2", "b3"]));
+
+    net.stop_backend(2);
+    let seen = wait_for_answers(&net, &["b1", "b3"]);
+    assert_eq!(seen, names(&["b1", "b3"]), "{}", master.log(&net));
+    // Stable: several more rounds, still only the others.
+    std::thread::sleep(secs(4));
+    assert_eq!(answering(&net, 6), names(&["b1", "b3"]));
+    let log = master.log(&net);
+    for server in [BACKEND4[1], BACKEND6[1]] {
+        let downs = log.matches(&format!("server {server} is down")).count();
+        assert_eq!(downs, 1, "logged once, with a reason: {log}");
+    }
+    assert!(log.contains("refused"), "the reason is named: {log}");
+
+    net.start_backend(2);
+    let seen = wait_for_answers(&net, &["b1", "b2", "b3"]);
+    assert_eq!(seen, names(&["b1", "b2", "b3"]), "{}", master.log(&net));
+    assert!(master
+        .log(&net)
+        .contains(&format!("server {} is up again", BACKEND4[1])));
+    master.stop(&net);
+}
+
+/// The original dropped every mapping at each check, resetting live connections.
+#[test]
+fn a_keep_alive_connection_to_a_healthy_server_survives_many_checks() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &failover_config(&net, ""), &[]);
+    const HOLD: &str = r#"
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=5)
+names = []
+for i in range(4):
+    s.sendall(b"GET / HTTP/1.1\r\nHost: vip\r\nConnection: keep-alive\r\n\r\n")
+    data = b""
+    while b"backend=" not in data or not data.endswith(b"\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit("connection closed after %d answers" % i)
+        data += chunk
+    names.append(data.split(b"backend=")[1].strip().decode())
+    time.sleep(2.5)
+print(" ".join(names))
+"#;
+    for vip in [VIP4, VIP6] {
+        let out = net.exec_timeout(Host::Client, &["python3", "-c", HOLD, vip], secs(30));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the connection through {vip} broke: {}{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answers: Vec<&str> = stdout.split_whitespace().collect();
+        assert_eq!(answers.len(), 4, "{stdout}");
+        assert!(answers.iter().all(|a| *a == answers[0]), "{stdout}");
+    }
+    master.stop(&net);
+}
+
+#[test]
+fn all_servers_down_then_one_back() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &failover_config(&net, ""), &[]);
+    for n in 1..=3 {
+        net.stop_backend(n);
+    }
+    let failing = wait_until(secs(CONVERGE), || {
+        let refused = answering(&net, 1).iter().all(|a| a.starts_with("error"));
+        refused && master.log(&net).contains("no live server")
+    });
+    assert!(failing, "{}", master.log(&net));
+    // Once per outage and worker, not per packet.
+    let outage_lines = master.log(&net).matches("no live server").count();
+    assert!(outage_lines <= worker_count(), "{}", master.log(&net));
+    net.start_backend(3);
+    let seen = wait_for_answers(&net, &["b3"]);
+    assert_eq!(seen, names(&["b3"]), "{}", master.log(&net));
+    master.stop(&net);
+}
+
+#[test]
+fn a_new_host_on_the_servers_network_is_added() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default().backends(4));
+    net.start_backends();
+    let extra = format!(
+        "RIP4={BACKEND_NET4}\nRIP6={BACKEND_NET6}\nbroadcast={BACKEND_BROADCAST4}\n\
+         broadcast6=ff02::1\nprivate_NIC=br0\n"
+    );
+    let master = Master::start(&net, &failover_config(&net, &extra), &[]);
+    assert_eq!(answering(&net, 6), names(&["b1", "b2", "b3"]));
+    net.start_backend(4);
+    let seen = wait_for_answers(&net, &["b1", "b2", "b3", "b4"]);
+    assert_eq!(
+        seen,
+        names(&["b1", "b2", "b3", "b4"]),
+        "{}",
+        master.log(&net)
+    );
+    let log = master.log(&net);
+    for host in [BACKEND4[3], BACKEND6[3]] {
+        assert!(log.contains(&format!("server {host} answered")), "{log}");
+    }
+    master.stop(&net);
+}
+
+#[test]
+fn a_killed_prober_is_restarted_and_the_state_converges() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &failover_config(&net, ""), &["-U", "nobody"]);
+    net.stop_backend(1);
+    assert_eq!(wait_for_answers(&net, &["b2", "b3"]), names(&["b2", "b3"]));
+    let probers = children_named(&net, "loaded-prober");
+    assert_eq!(probers.len(), 1);
+    // SAFETY: kill has no memory effects; the pid is the prober in our own namespace.
+    unsafe { libc::kill(probers[0] as i32, libc::SIGKILL) };
+    let restarted = wait_until(secs(10), || {
+        let now = children_named(&net, "loaded-prober");
+        now.len() == 1 && now[0] != probers[0]
+    });
+    assert!(restarted, "{}", master.log(&net));
+    // Workers keep their last state, and the new prober sends its first snapshot only
+    // after its first round, where a configured server's first result decides: b1 never
+    // gets a client back in between.
+    let until = std::time::Instant::now() + secs(8);
+    while std::time::Instant::now() < until {
+        let seen = answering(&net, 2);
+        assert!(
+            seen.is_subset(&names(&["b2", "b3"])),
+            "after the prober restart: {seen:?}\n{}",
+            master.log(&net)
+        );
+    }
+    assert_eq!(master.log(&net).matches("prober is ready").count(), 2);
+    master.stop(&net);
+}

@@ -1,0 +1,147 @@
+//! The health checks of failover: each round pings the real servers and the broadcast
+//! addresses, tries a TCP connect to `port_alive` on whoever answered, and feeds the results
+//! through rise/fall hysteresis. Only changes come out; the caller logs and forwards them.
+
+mod deadline;
+mod echo_packet;
+mod hysteresis;
+mod icmp;
+mod local;
+mod random;
+mod round;
+mod sockets;
+mod tcp_connect;
+#[cfg(test)]
+mod tests;
+
+pub use round::FailReason;
+
+use hysteresis::{ServerHealth, Transition};
+use round::{run_round, RoundPlan};
+use sockets::ProbeSockets;
+
+use loaded_proto::balancing::Backend;
+use loaded_proto::config::Config;
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::IpAddr;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A server in service failed `fall` rounds in a row; `reason` is the last failure's.
+    Down { addr: IpAddr, reason: FailReason },
+    /// A server out of service passed `rise` rounds in a row.
+    Up { addr: IpAddr },
+    /// A host inside RIP4/RIP6 answered the broadcast and passed `rise` rounds; it is in
+    /// service from now on and checked like a configured server.
+    Discovered { backend: Backend },
+    /// A host outside RIP4/RIP6 answered the broadcast; reported once per address.
+    IgnoredOutsideRip { addr: IpAddr },
+    /// An echo to a broadcast address could not be sent; reported again only after the
+    /// error changed or the send worked in between.
+    BroadcastFailed { addr: IpAddr, error: String },
+}
+
+pub struct HealthChecker {
+    sockets: ProbeSockets,
+    /// `plan.servers` always lists the addresses of `servers`, in the same order.
+    plan: RoundPlan,
+    rise: u32,
+    fall: u32,
+    servers: Vec<(Backend, ServerHealth)>,
+    /// Hosts on their way to `rise` successes. A failure drops one: starting over from a
+    /// broken streak is the same as starting fresh, and the map stays small.
+    candidates: HashMap<IpAddr, ServerHealth>,
+    ignored: HashSet<IpAddr>,
+    broadcast_errors: HashMap<IpAddr, String>,
+}
+
+impl HealthChecker {
+    pub fn new(config: &Config) -> io::Result<Self> {
+        let servers = config
+            .backends()
+            .into_iter()
+            .map(|backend| (backend, ServerHealth::in_service()))
+            .collect();
+        Ok(HealthChecker {
+            sockets: ProbeSockets::open(config)?,
+            plan: RoundPlan::from_config(config),
+            rise: config.rise,
+            fall: config.fall,
+            servers,
+            candidates: HashMap::new(),
+            ignored: HashSet::new(),
+            broadcast_errors: HashMap::new(),
+        })
+    }
+
+    /// Runs one round (at most about 2 * check_timeout) and returns what changed.
+    pub fn check(&mut self) -> Vec<Event> {
+        let report = run_round(&self.plan, &mut self.sockets);
+        let mut events = Vec::new();
+        self.record_servers(report.servers, &mut events);
+        self.record_candidates(&report.discovered, &mut events);
+        for addr in report.ignored {
+            if self.ignored.insert(addr) {
+                events.push(Event::IgnoredOutsideRip { addr });
+            }
+        }
+        self.record_broadcast_errors(report.broadcast_errors, &mut events);
+        events
+    }
+
+    /// Configured servers in config order, then discovered ones in discovery order.
+    pub fn states(&self) -> Vec<(Backend, bool)> {
+        self.servers
+            .iter()
+            .map(|(backend, health)| (*backend, health.is_up()))
+            .collect()
+    }
+
+    fn record_servers(
+        &mut self,
+        results: Vec<(IpAddr, Result<(), FailReason>)>,
+        events: &mut Vec<Event>,
+    ) {
+        for ((backend, health), (addr, result)) in self.servers.iter_mut().zip(results) {
+            debug_assert_eq!(backend.addr, addr);
+            match (health.record(result.is_ok(), self.rise, self.fall), result) {
+                (Some(Transition::WentDown), Err(reason)) => {
+                    events.push(Event::Down { addr, reason });
+                }
+                (Some(Transition::WentUp), _) => events.push(Event::Up { addr }),
+                _ => {}
+            }
+        }
+    }
+
+    fn record_candidates(&mut self, discovered: &[IpAddr], events: &mut Vec<Event>) {
+        let mut previous = std::mem::take(&mut self.candidates);
+        for &addr in discovered {
+            let mut health = previous
+                .remove(&addr)
+                .unwrap_or_else(ServerHealth::candidate);
+            if health.record(true, self.rise, self.fall) == Some(Transition::WentUp) {
+                let backend = Backend { addr, weight: 1 };
+                self.servers.push((backend, health));
+                self.plan.servers.push(addr);
+                events.push(Event::Discovered { backend });
+            } else {
+                self.candidates.insert(addr, health);
+            }
+        }
+    }
+
+    fn record_broadcast_errors(&mut self, errors: Vec<(IpAddr, String)>, events: &mut Vec<Event>) {
+        let previous = std::mem::take(&mut self.broadcast_errors);
+        for (addr, error) in errors {
+            if previous.get(&addr) != Some(&error) {
+                events.push(Event::BroadcastFailed {
+                    addr,
+                    error: error.clone(),
+                });
+            }
+            self.broadcast_errors.insert(addr, error);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Checks against the loopback interface only (127.0.0.1 and ::1): raw sockets need root
+//! or CAP_NET_RAW, and nothing here may send a packet anywhere else.
+
+use super::echo_packet::EchoTag;
+use super::icmp::{collect_replies, echo_round, EchoTarget, IcmpSocket};
+use super::tcp_connect::{connect_all, ConnectOutcome};
+use super::*;
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+const V4: &str = "127.0.0.1";
+const V6: &str = "::1";
+const SHORT: Duration = Duration::from_millis(200);
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the health check tests open raw ICMP sockets: run them as root"
+    );
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+/// A port nobody listens on: bound once by us, then released.
+fn closed_port(addr: IpAddr) -> u16 {
+    TcpListener::bind((addr, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config_with(server: IpAddr, port: u16) -> Config {
+    let backend = Backend {
+        addr: server,
+        weight: 1,
+    };
+    let (servers4, servers6) = if server.is_ipv4() {
+        (vec![backend], vec![])
+    } else {
+        (vec![], vec![backend])
+    };
+    Config {
+        servers4,
+        servers6,
+        port_alive: port,
+        check_timeout: SHORT,
+        rise: 2,
+        fall: 2,
+        ..Config::default()
+    }
+}
+
+fn ping(socket: &IcmpSocket, addr: IpAddr, v4: bool) -> Vec<SocketAddr> {
+    let tag = EchoTag {
+        ident: 0x4c44,
+        seq: 7,
+        cookie: 0x0123_4567_89ab_cdef,
+    };
+    let target = EchoTarget {
+        dest: SocketAddr::new(addr, 0),
+        group: false,
+    };
+    let (v4, v6) = if v4 {
+        (Some(socket), None)
+    } else {
+        (None, Some(socket))
+    };
+    let outcome = echo_round(
+        v4,
+        v6,
+        &[target],
+        tag,
+        Instant::now() + Duration::from_secs(2),
+    );
+    assert!(outcome.send_errors.is_empty(), "{:?}", outcome.send_errors);
+    outcome.replies
+}
+
+#[test]
+fn ping_127_0_0_1_gets_a_reply() {
+    require_root();
+    let socket = IcmpSocket::open_v4().unwrap();
+    let replies = ping(&socket, ip(V4), true);
+    assert_eq!(
+        replies.iter().map(SocketAddr::ip).collect::<Vec<_>>(),
+        [ip(V4)]
+    );
+}
+
+#[test]
+fn ping_ipv6_loopback_gets_a_reply() {
+    require_root();
+    let socket = IcmpSocket::open_v6(None, None).unwrap();
+    let replies = ping(&socket, ip(V6), false);
+    assert_eq!(
+        replies.iter().map(SocketAddr::ip).collect::<Vec<_>>(),
+        [ip(V6)]
+    );
+}
+
+#[test]
+fn replies_with_another_cookie_or_sequence_are_not_ours() {
+    require_root();
+    let socket = IcmpSocket::open_v4().unwrap();
+    let ours = EchoTag {
+        ident: 0x5a5a,
+        seq: 1,
+        cookie: 42,
+    };
+    let deadline = Instant::now() + SHORT;
+    let dest = SocketAddr::new(ip(V4), 0);
+    for stranger in [
+        EchoTag { cookie: 43, ..ours },
+        EchoTag { seq: 2, ..ours },
+        EchoTag {
+            ident: 0x5a5b,
+            ..ours
+        },
+    ] {
+        socket.send(dest, &stranger, deadline).unwrap();
+    }
+    let awaited = HashSet::from([ip(V4)]);
+    let replies = collect_replies(&[&socket], ours, awaited.clone(), false, deadline);
+    assert!(replies.is_empty(), "{replies:?}");
+
+    socket.send(dest, &ours, deadline).unwrap();
+    let deadline = Instant::now() + SHORT;
+    let replies = collect_replies(&[&socket], ours, awaited, false, deadline);
+    assert_eq!(replies, [dest]);
+}
+
+#[test]
+fn connect_reports_listening_and_closed_ports() {
+    let listener4 = TcpListener::bind((ip(V4), 0)).unwrap();
+    let listener6 = TcpListener::bind((ip(V6), 0)).unwrap();
+    let targets = [
+        listener4.local_addr().unwrap(),
+        listener6.local_addr().unwrap(),
+        SocketAddr::new(ip(V4), closed_port(ip(V4))),
+        SocketAddr::new(ip(V6), closed_port(ip(V6))),
+    ];
+    let outcomes = connect_all(&targets, SHORT);
+    assert_eq!(
+        outcomes,
+        [
+            ConnectOutcome::Connected,
+            ConnectOutcome::Connected,
+            ConnectOutcome::Refused,
+            ConnectOutcome::Refused,
+        ]
+    );
+}
+
+/// A port on 127.0.0.1 whose accept queue is full: it drops further SYNs, as a hung
+/// server would. Keep the returned values alive while using the port.
+fn full_accept_queue() -> (std::os::fd::OwnedFd, std::net::TcpStream, u16) {
+    use nix::sys::socket::{bind, getsockname, listen, socket, SockaddrIn};
+    use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType};
+    use std::os::fd::AsRawFd;
+
+    let listener = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    bind(listener.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    listen(&listener, Backlog::new(0).unwrap()).unwrap();
+    let port = getsockname::<SockaddrIn>(listener.as_raw_fd())
+        .unwrap()
+        .port();
+    let queued = std::net::TcpStream::connect((ip(V4), port)).unwrap();
+    (listener, queued, port)
+}
+
+#[test]
+fn connect_to_a_full_accept_queue_times_out() {
+    let (_listener, _queued, port) = full_accept_queue();
+    let start = Instant::now();
+    let outcomes = connect_all(&[SocketAddr::new(ip(V4), port)], SHORT);
+    assert_eq!(outcomes, [ConnectOutcome::TimedOut]);
+    let elapsed = start.elapsed();
+    assert!(elapsed >= SHORT && elapsed < SHORT * 2, "{elapsed:?}");
+}
+
+#[test]
+fn a_round_fails_a_hung_server_as_timeout_within_its_bound() {
+    require_root();
+    let (_listener, _queued, port) = full_accept_queue();
+    let config = config_with(ip(V4), port);
+    let mut sockets = ProbeSockets::open(&config).unwrap();
+    let start = Instant::now();
+    let report = run_round(&RoundPlan::from_config(&config), &mut sockets);
+    assert_eq!(report.servers, [(ip(V4), Err(FailReason::Timeout))]);
+    assert!(start.elapsed() < 2 * SHORT + Duration::from_millis(100));
+}
+
+#[test]
+fn a_round_passes_a_pinging_listening_server() {
+    require_root();
+    for addr in [ip(V4), ip(V6)] {
+        let listener = TcpListener::bind((addr, 0)).unwrap();
+        let config = config_with(addr, listener.local_addr().unwrap().port());
+        let mut sockets = ProbeSockets::open(&config).unwrap();
+        let start = Instant::now();
+        let report = run_round(&RoundPlan::from_config(&config), &mut sockets);
+        assert_eq!(report.servers, [(addr, Ok(()))]);
+        assert!(report.discovered.is_empty() && report.ignored.is_empty());
+        assert!(start.elapsed() < 2 * SHORT + Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_round_fails_a_closed_port_as_refused() {
+    require_root();
+    for addr in [ip(V4), ip(V6)] {
+        let config = config_with(addr, closed_port(addr));
+        let mut sockets = ProbeSockets::open(&config).unwrap();
+        let report = run_round(&RoundPlan::from_config(&config), &mut sockets);
+        assert_eq!(report.servers, [(addr, Err(FailReason::ConnectRefused))]);
+    }
+}
+
+#[test]
+fn only_the_families_configured_get_a_socket() {
+    require_root();
+    let sockets = ProbeSockets::open(&config_with(ip(V4), 1)).unwrap();
+    assert!(sockets.v4.is_some() && sockets.v6.is_none());
+    let sockets = ProbeSockets::open(&config_with(ip(V6), 1)).unwrap();
+    assert!(sockets.v4.is_none() && sockets.v6.is_some());
+}
+
+#[test]
+fn checker_takes_a_server_out_after_fall_and_back_after_rise() {
+    require_root();
+    let addr = ip(V4);
+    let port = closed_port(addr);
+    let mut checker = HealthChecker::new(&config_with(addr, port)).unwrap();
+    let backend = Backend { addr, weight: 1 };
+    assert_eq!(checker.states(), [(backend, true)]);
+
+    let listener = TcpListener::bind((addr, port)).unwrap();
+    assert_eq!(checker.check(), [], "in service and answering");
+    drop(listener);
+    assert_eq!(checker.check(), []);
+    assert_eq!(
+        checker.check(),
+        [Event::Down {
+            addr,
+            reason: FailReason::ConnectRefused
+        }]
+    );
+    assert_eq!(checker.check(), [], "already down: nothing new");
+    assert_eq!(checker.states(), [(backend, false)]);
+
+    let _listener = TcpListener::bind((addr, port)).unwrap();
+    assert_eq!(checker.check(), []);
+    assert_eq!(checker.check(), [Event::Up { addr }]);
+    assert_eq!(checker.check(), []);
+    assert_eq!(checker.states(), [(backend, true)]);
+}
+
+/// The candidate bookkeeping, fed by hand: no broadcast may leave this host in a test.
+#[test]
+fn candidates_need_rise_rounds_in_a_row_to_be_discovered() {
+    require_root();
+    let mut checker = HealthChecker::new(&config_with(ip(V4), 1)).unwrap();
+    let host = ip("198.19.0.50");
+    let mut events = Vec::new();
+
+    checker.record_candidates(&[host], &mut events);
+    checker.record_candidates(&[], &mut events);
+    checker.record_candidates(&[host], &mut events);
+    assert_eq!(events, [], "the streak was broken");
+
+    checker.record_candidates(&[host], &mut events);
+    let backend = Backend {
+        addr: host,
+        weight: 1,
+    };
+    assert_eq!(events, [Event::Discovered { backend }]);
+    assert_eq!(checker.plan.servers, [ip(V4), host]);
+    let states = checker.states();
+    assert_eq!(states.last(), Some(&(backend, true)));
+
+    // Once a server, it is checked as one, never discovered twice.
+    events.clear();
+    checker.record_servers(
+        vec![(ip(V4), Ok(())), (host, Err(FailReason::NoReply))],
+        &mut events,
+    );
+    checker.record_servers(
+        vec![(ip(V4), Ok(())), (host, Err(FailReason::Timeout))],
+        &mut events,
+    );
+    assert_eq!(
+        events,
+        [Event::Down {
+            addr: host,
+            reason: FailReason::Timeout
+        }]
+    );
+}
+
+#[test]
+fn broadcast_errors_are_reported_once_until_they_change() {
+    require_root();
+    let mut checker = HealthChecker::new(&config_with(ip(V4), 1)).unwrap();
+    let addr = ip("198.19.0.255");
+    let mut events = Vec::new();
+    let failed = |error: &str| vec![(addr, error.to_owned())];
+    checker.record_broadcast_errors(failed("Network is unreachable"), &mut events);
+    checker.record_broadcast_errors(failed("Network is unreachable"), &mut events);
+    assert_eq!(events.len(), 1);
+    checker.record_broadcast_errors(vec![], &mut events);
+    checker.record_broadcast_errors(failed("Network is unreachable"), &mut events);
+    checker.record_broadcast_errors(failed("Permission denied"), &mut events);
+    assert_eq!(events.len(), 3);
+}
