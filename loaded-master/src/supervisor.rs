@@ -227,6 +227,16 @@ impl Supervisor {
     }
 
     fn drain_channel(&mut self, token: Token) {
+        let mut relinks = Vec::new();
+        self.read_channel(token, &mut relinks);
+        relinks.dedup();
+        for worker in relinks {
+            self.link_prober_to_worker(worker);
+        }
+    }
+
+    /// Handles what a child sent; links it asks to be remade are collected in `relinks`.
+    fn read_channel(&mut self, token: Token, relinks: &mut Vec<u32>) {
         let Some(child) = self.children.get_mut(&token) else {
             return;
         };
@@ -238,12 +248,20 @@ impl Supervisor {
             let result = channel.recv();
             let verdict = match result {
                 Ok((message, _)) => match child.role {
-                    Role::Worker { .. } => dispatch_worker(&name, message),
+                    Role::Worker { index, .. } => dispatch_worker(&name, index, message),
                     Role::Prober => dispatch_prober(&name, message),
                 },
                 Err(e) if e.would_block() => return,
                 Err(ChannelError::Closed) => Err("closed its channel".to_string()),
                 Err(e) => Err(e.to_string()),
+            };
+            let verdict = match verdict {
+                Ok(Some(Relink(worker))) => {
+                    relinks.push(worker);
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
             };
             if let Err(reason) = verdict {
                 // Unknown or malformed traffic ends the channel; the child goes with it and
@@ -382,18 +400,24 @@ fn relay_remaining(name: &str, channel: &Channel) {
     }
 }
 
+/// Something a child asked the master to do.
+struct Relink(u32);
+
 /// What a worker may say to the master.
-fn dispatch_worker(name: &str, message: Message) -> Result<(), String> {
+fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Relink>, String> {
     match handle_any_child(name, message) {
-        None => Ok(()),
+        None => Ok(None),
+        // A worker may only speak of its own link.
+        Some(Message::LinkLost { worker }) if worker == index => Ok(Some(Relink(worker))),
         Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
 }
 
 /// What the prober may say to the master.
-fn dispatch_prober(name: &str, message: Message) -> Result<(), String> {
+fn dispatch_prober(name: &str, message: Message) -> Result<Option<Relink>, String> {
     match handle_any_child(name, message) {
-        None => Ok(()),
+        None => Ok(None),
+        Some(Message::LinkLost { worker }) => Ok(Some(Relink(worker))),
         Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
 }

@@ -168,6 +168,12 @@ impl Prober {
         Ok(())
     }
 
+    /// Drops a link that can no longer be trusted or used and asks the master for a new one.
+    fn lose_link(&mut self, worker: u32) {
+        self.drop_link(worker);
+        let _ = self.master.try_send(&Message::LinkLost { worker });
+    }
+
     fn drop_link(&mut self, worker: u32) {
         if let Some(old) = self.links.remove(&worker) {
             let _ = self
@@ -190,17 +196,18 @@ impl Prober {
                         "unexpected {} message from worker {worker}: closing its link",
                         other.kind()
                     );
-                    self.drop_link(worker);
+                    self.lose_link(worker);
                     return;
                 }
                 Err(e) if e.would_block() => return,
+                // The worker died; the master links its successor.
                 Err(ChannelError::Closed) => {
                     self.drop_link(worker);
                     return;
                 }
                 Err(e) => {
                     log::error!("link to worker {worker}: {e}; closing it");
-                    self.drop_link(worker);
+                    self.lose_link(worker);
                     return;
                 }
             }

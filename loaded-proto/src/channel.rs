@@ -359,6 +359,58 @@ mod tests {
         assert!(matches!(err, ChannelError::Encode(_)), "{err}");
     }
 
+    fn snapshot(servers: usize) -> Message {
+        use crate::balancing::Backend;
+        use crate::message::BackendState;
+        Message::BackendSnapshot {
+            seq: 42,
+            backends: (0..servers)
+                .map(|i| BackendState {
+                    backend: Backend {
+                        addr: std::net::IpAddr::from([198, 19, (i / 256) as u8, (i % 256) as u8]),
+                        weight: 1,
+                    },
+                    up: i % 2 == 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn backend_messages_round_trip_and_truncated_ones_are_refused() {
+        use crate::message::BackendUpdate;
+        let messages = [
+            snapshot(3),
+            Message::BackendUpdate {
+                seq: 43,
+                update: BackendUpdate::Down("fd00:19::12".parse().unwrap()),
+            },
+            Message::SnapshotRequest,
+            Message::LinkLost { worker: 1 },
+        ];
+        for message in messages {
+            let bytes = encode(&message).unwrap();
+            assert_eq!(decode(&bytes).unwrap(), message);
+            for cut in 0..bytes.len() {
+                assert!(
+                    decode(&bytes[..cut]).is_err(),
+                    "{} cut at {cut}",
+                    message.kind()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_oversized_snapshot_is_refused_before_it_is_sent() {
+        // About 7 bytes a server: 12000 exceed MAX_MESSAGE_LEN.
+        assert!(matches!(
+            encode(&snapshot(12_000)),
+            Err(ChannelError::Encode(_))
+        ));
+        assert!(encode(&snapshot(1000)).is_ok(), "a thousand servers fit");
+    }
+
     #[test]
     fn closed_peer_is_reported() {
         let (a, b) = Channel::pair().unwrap();

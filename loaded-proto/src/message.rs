@@ -47,6 +47,10 @@ pub enum Message {
     BackendUpdate { seq: u64, update: BackendUpdate },
     /// worker -> prober: send a snapshot (the worker saw a gap in the sequence).
     SnapshotRequest,
+    /// worker -> master, prober -> master: the link between the prober and worker `worker`
+    /// broke (closed, or it carried a message that was not trusted); the master makes a
+    /// fresh one.
+    LinkLost { worker: u32 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +97,7 @@ impl Message {
             Message::BackendSnapshot { .. } => "BackendSnapshot",
             Message::BackendUpdate { .. } => "BackendUpdate",
             Message::SnapshotRequest => "SnapshotRequest",
+            Message::LinkLost { .. } => "LinkLost",
         }
     }
 }

@@ -43,6 +43,7 @@ pub struct PacketLoop {
     stop: Option<Stop>,
     /// Backend health from the prober (with -f).
     prober: Option<ProberLink>,
+    worker_index: u32,
 }
 
 impl PacketLoop {
@@ -72,6 +73,7 @@ impl PacketLoop {
             sweep_shard: worker_index as usize % SWEEP_SHARDS,
             stop: None,
             prober: None,
+            worker_index,
         })
     }
 
@@ -213,19 +215,28 @@ impl PacketLoop {
         let Some(link) = self.prober.as_mut() else {
             return;
         };
-        let failure = loop {
+        let (failure, closed) = loop {
             match link.channel.recv() {
                 Ok((message, _)) => {
                     if let Err(e) = link.dispatch_prober(message, &mut self.balancer) {
-                        break e;
+                        break (e, false);
                     }
                 }
                 Err(e) if e.would_block() => return,
-                Err(ChannelError::Closed) => break "the prober closed the link".to_string(),
-                Err(e) => break format!("prober link: {e}"),
+                Err(ChannelError::Closed) => {
+                    break ("the prober closed the link".to_string(), true)
+                }
+                Err(e) => break (format!("prober link: {e}"), false),
             }
         };
         log::warn!("{failure}; keeping the last known backend state");
         self.drop_prober_link();
+        // A closed link means the prober died (the master restarts it and links us again)
+        // or dropped us and asked the master itself; anything else we report.
+        if !closed {
+            let _ = self.channel.try_send(&Message::LinkLost {
+                worker: self.worker_index,
+            });
+        }
     }
 }
