@@ -9,4 +9,5 @@ pub mod child_args;
 pub mod config;
 pub mod jail;
 pub mod message;
+pub mod random;
 pub mod relay_log;

@@ -7,7 +7,6 @@ mod echo_packet;
 mod hysteresis;
 mod icmp;
 mod local;
-mod random;
 mod round;
 mod sockets;
 mod tcp_connect;

@@ -3,8 +3,8 @@
 use super::echo_packet::EchoTag;
 use super::icmp::IcmpSocket;
 use super::local::local_addresses;
-use super::random::random_bytes;
 use loaded_proto::config::Config;
+use loaded_proto::random::random_bytes;
 use nix::net::if_::if_nametoindex;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};

@@ -43,23 +43,8 @@ pub fn adopt(identity: &Identity) -> io::Result<HashKey> {
 
 /// From the kernel's CSPRNG: a client that could guess the seed could fill one bucket.
 fn random_nonzero_word() -> io::Result<u64> {
-    let mut bytes = [0u8; 8];
     loop {
-        let mut filled = 0;
-        while filled < bytes.len() {
-            let rest = &mut bytes[filled..];
-            // SAFETY: the pointer and length describe `rest`, a live buffer we own
-            // exclusively; getrandom writes at most that many bytes into it.
-            let got = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-            if got < 0 {
-                let error = io::Error::last_os_error();
-                if error.kind() != io::ErrorKind::Interrupted {
-                    return Err(error);
-                }
-            } else {
-                filled += got as usize;
-            }
-        }
+        let bytes = loaded_proto::random::random_bytes::<8>()?;
         let word = u64::from_ne_bytes(bytes);
         if word != 0 {
             return Ok(word);

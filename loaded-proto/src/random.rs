@@ -1,5 +1,5 @@
-//! Unpredictable numbers straight from the kernel: the prober is chrooted, so there is no
-//! /dev/urandom to open, and getrandom(2) needs none.
+//! Unpredictable numbers straight from the kernel: the children are chrooted, so there is
+//! no /dev/urandom to open, and getrandom(2) needs none.
 
 use std::io;
 
