@@ -15,6 +15,8 @@ pub struct Totals {
     pub not_ours: u64,
     pub dropped: [u64; DropReason::ALL.len()],
     pub verdict_errors: u64,
+    /// Times the kernel could not deliver to our socket (receive buffer full).
+    pub receive_overruns: u64,
 }
 
 impl Totals {
@@ -76,6 +78,7 @@ impl Counters {
         self.last_report = now;
         if self.totals.dropped_total() != self.reported.dropped_total()
             || self.totals.verdict_errors != self.reported.verdict_errors
+            || self.totals.receive_overruns != self.reported.receive_overruns
         {
             log::warn!("{}", self.describe_since(&self.reported.clone()));
         }
@@ -98,6 +101,10 @@ impl Counters {
         let errors = self.totals.verdict_errors - before.verdict_errors;
         if errors > 0 {
             parts.push(format!("{errors} verdict errors"));
+        }
+        let overruns = self.totals.receive_overruns - before.receive_overruns;
+        if overruns > 0 {
+            parts.push(format!("{overruns} receive buffer overruns"));
         }
         parts.join(", ")
     }
