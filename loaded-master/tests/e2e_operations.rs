@@ -978,19 +978,7 @@ fn a_setup_error_before_daemonizing_is_reported_on_stderr() {
         describe("start with an unknown user", &out)
     );
     assert_nothing_changed(&net, &guard.pidfile, "after an unknown user");
-    assert!(
-        syslog
-            .wait_for(secs(5), |l| l.contains("no such user"))
-            .is_some(),
-        "the reason is not in syslog either; {}",
-        syslog.dump()
-    );
-    assert!(
-        text(&out.stderr).contains("no such user"),
-        "the start command failed without saying why (the reason went to syslog only):\n{}\n{}",
-        describe("start with an unknown user", &out),
-        syslog.dump()
-    );
+    assert_reason_reported(&syslog, &out, "no such user", "start with an unknown user");
 }
 
 /// Same for an error after the fork: the pidfile cannot be written. The rules installed
@@ -1030,17 +1018,25 @@ fn a_setup_error_after_daemonizing_is_reported_by_the_start_command() {
         syslog.dump()
     );
     assert_nothing_changed(&net, &guard.pidfile, "after an unwritable pidfile");
+    assert_reason_reported(
+        &syslog,
+        &out,
+        "cannot write pidfile",
+        "start with an unwritable pidfile",
+    );
+}
+
+/// A failed start says why both in syslog and on the start command's stderr.
+fn assert_reason_reported(syslog: &Syslog, out: &Output, reason: &str, what: &str) {
     assert!(
-        syslog
-            .wait_for(secs(5), |l| l.contains("cannot write pidfile"))
-            .is_some(),
+        syslog.wait_for(secs(5), |l| l.contains(reason)).is_some(),
         "the reason is not in syslog either; {}",
         syslog.dump()
     );
     assert!(
-        text(&out.stderr).contains("cannot write pidfile"),
+        text(&out.stderr).contains(reason),
         "the start command failed without saying why (the reason went to syslog only):\n{}\n{}",
-        describe("start with an unwritable pidfile", &out),
+        describe(what, out),
         syslog.dump()
     );
 }
