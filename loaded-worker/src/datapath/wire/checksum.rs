@@ -31,6 +31,13 @@ pub fn sum(data: &[u8]) -> u16 {
     total as u16
 }
 
+/// The folded sum of `data` as if the checksum `field` in it were zero: what a checksum is
+/// computed over, without having to clear the field in the buffer first. The field must
+/// start at an even offset.
+pub fn sum_without(data: &[u8], field: std::ops::Range<usize>) -> u16 {
+    combine(sum(&data[..field.start]), sum(&data[field.end..]))
+}
+
 /// The checksum of `data`, which must have its checksum field zeroed.
 pub fn checksum(data: &[u8]) -> u16 {
     !sum(data)

@@ -88,10 +88,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// The checksum of the message that fills the buffer; it covers no addresses.
     pub fn compute_checksum(&self) -> u16 {
         let bytes = self.buffer.as_ref();
-        !checksum::combine(
-            checksum::sum(&bytes[..field::CHECKSUM.start]),
-            checksum::sum(&bytes[field::CHECKSUM.end..]),
-        )
+        !checksum::sum_without(bytes, field::CHECKSUM)
     }
 
     pub fn verify_checksum(&self) -> bool {

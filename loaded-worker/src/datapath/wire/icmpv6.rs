@@ -110,10 +110,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// pseudo-header (which holds the buffer's length).
     pub fn compute_checksum(&self, pseudo_header: u16) -> u16 {
         let bytes = self.buffer.as_ref();
-        let without_field = checksum::combine(
-            checksum::sum(&bytes[..field::CHECKSUM.start]),
-            checksum::sum(&bytes[field::CHECKSUM.end..]),
-        );
+        let without_field = checksum::sum_without(bytes, field::CHECKSUM);
         !checksum::combine(pseudo_header, without_field)
     }
 

@@ -130,12 +130,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The header checksum a sender would compute for this header.
     pub fn compute_checksum(&self) -> u16 {
-        let header = self.header();
-        let without_field = checksum::combine(
-            checksum::sum(&header[..field::CHECKSUM.start]),
-            checksum::sum(&header[field::CHECKSUM.end..]),
-        );
-        !without_field
+        !checksum::sum_without(self.header(), field::CHECKSUM)
     }
 
     pub fn verify_checksum(&self) -> bool {

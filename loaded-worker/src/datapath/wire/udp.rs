@@ -96,10 +96,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn compute_checksum(&self, pseudo_header: u16) -> u16 {
         let bytes = self.buffer.as_ref();
         let datagram = &bytes[..self.len().min(bytes.len())];
-        let without_field = checksum::combine(
-            checksum::sum(&datagram[..field::CHECKSUM.start]),
-            checksum::sum(&datagram[field::CHECKSUM.end..]),
-        );
+        let without_field = checksum::sum_without(datagram, field::CHECKSUM);
         match !checksum::combine(pseudo_header, without_field) {
             NO_CHECKSUM => 0xffff,
             computed => computed,
