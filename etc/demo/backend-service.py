@@ -7,6 +7,8 @@ HTTP/1.1 (keep-alive, one thread per connection), both IPv4 and IPv6 on one sock
     GET /              -> "backend=<name>\\n"
     GET /big?bytes=N   -> N bytes (0 to 10 MiB) of a repeating 64-byte ASCII pattern, so
                           that a client can check every byte: byte i is PATTERN[i % 64]
+    POST /             -> reads the body (at most 10 MiB) and answers
+                          "backend=<name> received=<bytes>\n"
     any answer carries the header "X-Backend: <name>"
 UDP echo, both families: each datagram is answered with b"<name>:" + payload, sent back
 to its sender.
@@ -92,6 +94,23 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(404, b"not found\n")
 
     do_HEAD = do_GET
+
+    def do_POST(self):
+        try:
+            size = int(self.headers.get("Content-Length", ""))
+            if not 0 <= size <= MAX_BIG:
+                raise ValueError
+        except ValueError:
+            self.answer(400, b"Content-Length: 0 to %d bytes\n" % MAX_BIG)
+            return
+        received = 0
+        while received < size:
+            chunk = self.rfile.read(min(size - received, len(CHUNK)))
+            if not chunk:
+                break
+            received += len(chunk)
+        body = "backend=%s received=%d\n" % (self.server.backend_name, received)
+        self.answer(200, body.encode())
 
     def big(self, query):
         try:

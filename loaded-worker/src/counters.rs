@@ -4,6 +4,7 @@
 //! packets costs one log line a minute rather than one per packet.
 
 use crate::datapath::nat::{DropReason, Outcome};
+use crate::nfqueue::{BurstSummary, QueuedPacket};
 use std::time::{Duration, Instant};
 
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -14,9 +15,19 @@ pub struct Totals {
     pub rewritten: u64,
     pub not_ours: u64,
     pub dropped: [u64; DropReason::ALL.len()],
+    /// Verdicts the kernel refused (a packet it had dropped already) or that could not be
+    /// sent.
     pub verdict_errors: u64,
     /// Times the kernel could not deliver to our socket (receive buffer full).
     pub receive_overruns: u64,
+    /// Datagrams from the kernel that were not readable netlink, or held a partial copy of
+    /// a packet (dropped).
+    pub unreadable: u64,
+    /// Packets that arrived whole as several segments' worth (GSO).
+    pub gso_packets: u64,
+    /// Rewritten packets whose transport checksum the sender had left to offload, and
+    /// that we completed.
+    pub checksums_completed: u64,
 }
 
 impl Totals {
@@ -51,6 +62,23 @@ fn reason_index(reason: DropReason) -> usize {
 }
 
 impl Counters {
+    /// What the queue socket saw besides the packets (each counted by `count`).
+    pub fn count_burst(&mut self, summary: &BurstSummary) {
+        self.totals.verdict_errors += summary.verdicts_refused + summary.verdicts_unsent;
+        self.totals.receive_overruns += summary.overruns;
+        self.totals.unreadable += summary.unreadable;
+    }
+
+    /// Offload seen on a packet: GSO, and a checksum completed on a rewritten one.
+    pub fn count_offload(&mut self, queued: &QueuedPacket, outcome: Outcome) {
+        if queued.is_gso() {
+            self.totals.gso_packets += 1;
+        }
+        if queued.checksum_not_ready() && outcome == Outcome::Rewritten {
+            self.totals.checksums_completed += 1;
+        }
+    }
+
     pub fn count(&mut self, outcome: &Outcome) {
         self.totals.packets += 1;
         match outcome {
@@ -79,6 +107,7 @@ impl Counters {
         if self.totals.dropped_total() != self.reported.dropped_total()
             || self.totals.verdict_errors != self.reported.verdict_errors
             || self.totals.receive_overruns != self.reported.receive_overruns
+            || self.totals.unreadable != self.reported.unreadable
         {
             log::warn!("{}", self.describe_since(&self.reported.clone()));
         }
@@ -105,6 +134,18 @@ impl Counters {
         let overruns = self.totals.receive_overruns - before.receive_overruns;
         if overruns > 0 {
             parts.push(format!("{overruns} receive buffer overruns"));
+        }
+        let unreadable = self.totals.unreadable - before.unreadable;
+        if unreadable > 0 {
+            parts.push(format!("{unreadable} unreadable queue messages"));
+        }
+        let gso = self.totals.gso_packets - before.gso_packets;
+        if gso > 0 {
+            parts.push(format!("{gso} GSO packets"));
+        }
+        let completed = self.totals.checksums_completed - before.checksums_completed;
+        if completed > 0 {
+            parts.push(format!("{completed} checksums completed"));
         }
         parts.join(", ")
     }

@@ -1,15 +1,19 @@
-//! The NFQUEUE loop: every packet read gets exactly one verdict, whatever the rewrite
-//! decides, and the control channel and the flow table's housekeeping are served in between.
+//! The NFQUEUE loop: packets are served in bursts (one receive and one send of verdicts per
+//! burst), every packet read gets exactly one verdict whatever the rewrite decides, and the
+//! control channel, the prober's link and the flow table's housekeeping are served in
+//! between, also during a flood.
 
 use crate::counters::Counters;
 use crate::datapath::balancer::Balancer;
 use crate::datapath::flow::Vips;
 use crate::datapath::nat::{self, Outcome};
+use crate::nfqueue::{BurstSummary, Decision, QueueError, QueueSocket, QueuedPacket, BURST};
 use crate::prober_link::ProberLink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::message::Message;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -18,8 +22,10 @@ const QUEUE: Token = Token(0);
 const CONTROL: Token = Token(1);
 const PROBER: Token = Token(2);
 
-/// Packets handled before the loop looks at the channel again, so a flood cannot starve it.
-const BURST: usize = 1024;
+/// During a flood the loop never waits in poll, so it looks at the channel and the prober's
+/// link this often instead: soon enough for a shutdown or a health change, rarely enough
+/// that two empty receives cost nothing against the bursts in between.
+const FLOOD_SERVICE_INTERVAL: Duration = Duration::from_millis(10);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(1);
 /// The flow table is swept in this many slices, one per second. Every worker sweeps all of
 /// them in turn, so mappings expire even when only one worker is alive.
@@ -30,8 +36,29 @@ pub enum Stop {
     MasterGone,
 }
 
+/// Why the loop ends without being told to.
+#[derive(Debug)]
+pub enum LoopError {
+    Poll(io::Error),
+    Queue(QueueError),
+    /// The master's channel failed, or the master said something a worker never hears.
+    Control(String),
+}
+
+impl fmt::Display for LoopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoopError::Poll(e) => write!(f, "poll: {e}"),
+            LoopError::Queue(e) => e.fmt(f),
+            LoopError::Control(e) => write!(f, "control channel: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoopError {}
+
 pub struct PacketLoop {
-    queue: nfq::Queue,
+    queue: QueueSocket,
     channel: Channel,
     balancer: Balancer,
     vips: Vips,
@@ -48,7 +75,7 @@ pub struct PacketLoop {
 
 impl PacketLoop {
     pub fn new(
-        queue: nfq::Queue,
+        queue: QueueSocket,
         channel: Channel,
         balancer: Balancer,
         vips: Vips,
@@ -82,26 +109,56 @@ impl PacketLoop {
             .describe_since(&crate::counters::Totals::default())
     }
 
-    pub fn run(&mut self) -> Result<Stop, String> {
+    pub fn run(&mut self) -> Result<Stop, LoopError> {
         let mut events = Events::with_capacity(8);
         let mut last_housekeeping = Instant::now();
+        let mut last_service = Instant::now();
+        // Registration is edge-triggered: whatever was waiting before it must be read now.
+        let mut queue_has_more = true;
         loop {
-            match self.poll.poll(&mut events, Some(HOUSEKEEPING_INTERVAL)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("poll: {e}")),
-            }
-            for event in events.iter() {
-                match event.token() {
-                    QUEUE => self.drain_queue()?,
-                    PROBER => self.drain_prober_link(),
-                    _ => self.drain_channel()?,
+            let mut control_ready = false;
+            let mut prober_ready = false;
+            if !queue_has_more {
+                let timeout = HOUSEKEEPING_INTERVAL
+                    .saturating_sub(last_housekeeping.elapsed())
+                    .max(Duration::from_millis(1));
+                match self.poll.poll(&mut events, Some(timeout)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(LoopError::Poll(e)),
+                }
+                for event in events.iter() {
+                    match event.token() {
+                        QUEUE => queue_has_more = true,
+                        PROBER => prober_ready = true,
+                        _ => control_ready = true,
+                    }
                 }
             }
-            if let Some(stop) = self.stop.take() {
-                return Ok(stop);
+            if queue_has_more {
+                let summary = self.serve_burst()?;
+                // A short burst means the socket is empty: the next arrival raises an edge.
+                queue_has_more = summary.datagrams == BURST || summary.overruns > 0;
             }
             let now = Instant::now();
+            if queue_has_more && now.duration_since(last_service) >= FLOOD_SERVICE_INTERVAL {
+                control_ready = true;
+                prober_ready = true;
+            }
+            if control_ready || prober_ready {
+                last_service = now;
+            }
+            if prober_ready {
+                self.drain_prober_link();
+            }
+            if control_ready {
+                self.drain_channel()?;
+            }
+            if let Some(stop) = self.stop.take() {
+                // Every packet read so far has its verdict; the rest stay queued in the
+                // kernel, which drops them when the socket closes.
+                return Ok(stop);
+            }
             if now.duration_since(last_housekeeping) >= HOUSEKEEPING_INTERVAL {
                 last_housekeeping = now;
                 self.balancer.expire_idle(self.sweep_shard, SWEEP_SHARDS);
@@ -111,64 +168,39 @@ impl PacketLoop {
         }
     }
 
-    /// Reads until the socket is empty. Edge-triggered polling needs that; a burst limit
-    /// would need a re-arm, so instead the channel is checked every BURST packets.
-    fn drain_queue(&mut self) -> Result<(), String> {
-        let mut handled = 0usize;
-        loop {
-            let mut message = match self.queue.recv() {
-                Ok(message) => message,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    // Counted and reported with the drops, not logged per occurrence.
-                    self.counters.totals.receive_overruns += 1;
-                    continue;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-                    return Err(
-                        "the kernel refuses our verdicts (EPERM): CAP_NET_ADMIN missing?".into(),
-                    )
-                }
-                Err(e) => return Err(format!("NFQUEUE receive: {e}")),
-            };
-            let outcome = nat::rewrite(message.get_payload_mut(), &self.vips, &mut self.balancer);
-            message.set_verdict(match outcome {
-                Outcome::Rewritten | Outcome::NotOurs => nfq::Verdict::Accept,
-                Outcome::Drop(_) => nfq::Verdict::Drop,
-            });
-            self.counters.count(&outcome);
-            if let Err(e) = self.queue.verdict(message) {
-                self.counters.totals.verdict_errors += 1;
-                log::debug!("verdict: {e}");
-            }
-            handled += 1;
-            if handled.is_multiple_of(BURST) {
-                self.drain_channel()?;
-                if self.stop.is_some() {
-                    // Every packet read so far has its verdict; the rest stay queued in
-                    // the kernel, which drops them when the socket closes.
-                    return Ok(());
-                }
-            }
-        }
+    /// Reads one burst of packets, decides each, and sends their verdicts together.
+    fn serve_burst(&mut self) -> Result<BurstSummary, LoopError> {
+        let vips = &self.vips;
+        let balancer = &mut self.balancer;
+        let counters = &mut self.counters;
+        let summary = self
+            .queue
+            .serve_burst(|packet, queued| {
+                let outcome = rewrite(packet, queued, vips, balancer);
+                counters.count(&outcome);
+                counters.count_offload(queued, outcome);
+                decision(outcome)
+            })
+            .map_err(LoopError::Queue)?;
+        self.counters.count_burst(&summary);
+        Ok(summary)
     }
 
-    fn drain_channel(&mut self) -> Result<(), String> {
+    fn drain_channel(&mut self) -> Result<(), LoopError> {
         while self.stop.is_none() {
             match self.channel.recv() {
                 Ok((message, fds)) => self.dispatch_master(message, fds)?,
                 Err(e) if e.would_block() => break,
                 // Without a master nobody supervises us or can restart us cleanly.
                 Err(ChannelError::Closed) => self.stop = Some(Stop::MasterGone),
-                Err(e) => return Err(format!("control channel: {e}")),
+                Err(e) => return Err(LoopError::Control(e.to_string())),
             }
         }
         Ok(())
     }
 
     /// What the master may say to a worker once it runs.
-    fn dispatch_master(&mut self, message: Message, fds: Vec<OwnedFd>) -> Result<(), String> {
+    fn dispatch_master(&mut self, message: Message, fds: Vec<OwnedFd>) -> Result<(), LoopError> {
         match message {
             Message::Shutdown => self.stop = Some(Stop::Shutdown),
             Message::ProberLink { .. } => {
@@ -177,13 +209,13 @@ impl PacketLoop {
                     .next()
                     .expect("the channel checks the count");
                 self.replace_prober_link(Channel::from_fd(fd))
-                    .map_err(|e| format!("cannot use the prober link: {e}"))?;
+                    .map_err(|e| LoopError::Control(format!("cannot use the prober link: {e}")))?;
             }
             other => {
-                return Err(format!(
+                return Err(LoopError::Control(format!(
                     "unexpected {} message from the master",
                     other.kind()
-                ))
+                )))
             }
         }
         Ok(())
@@ -239,5 +271,34 @@ impl PacketLoop {
                 worker: self.worker_index,
             });
         }
+    }
+}
+
+/// The rewrite of one queued packet, its checksum completed where the sender left it to
+/// offload (the kernel takes a returned payload's checksum as final).
+fn rewrite(
+    packet: &mut [u8],
+    queued: &QueuedPacket,
+    vips: &Vips,
+    balancer: &mut Balancer,
+) -> Outcome {
+    let outcome = nat::rewrite(packet, vips, balancer);
+    if outcome == Outcome::Rewritten && queued.checksum_not_ready() {
+        if let Err(reason) = nat::complete_transport_checksum(packet) {
+            return Outcome::Drop(reason);
+        }
+    }
+    outcome
+}
+
+fn decision(outcome: Outcome) -> Decision {
+    match outcome {
+        Outcome::Rewritten => Decision {
+            rewritten: true,
+            ..Decision::ACCEPT
+        },
+        // Unchanged bytes need not travel back.
+        Outcome::NotOurs => Decision::ACCEPT,
+        Outcome::Drop(_) => Decision::DROP,
     }
 }

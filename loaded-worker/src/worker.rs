@@ -4,6 +4,7 @@
 use crate::datapath::balancer::{Balancer, BalancerConfig};
 use crate::datapath::flow::Vips;
 use crate::datapath::flow_table::SharedFlowTable;
+use crate::nfqueue::QueueSocket;
 use crate::packet_loop::{PacketLoop, Stop};
 use loaded_proto::channel::Channel;
 use loaded_proto::config::Config;
@@ -42,6 +43,7 @@ pub fn run() -> i32 {
     };
     let mut packet_loop = match build(
         queue_fd,
+        queue,
         table_fd,
         flow_table_capacity,
         &config,
@@ -70,6 +72,7 @@ pub fn run() -> i32 {
 
 fn build(
     queue_fd: OwnedFd,
+    queue: u16,
     table_fd: OwnedFd,
     capacity: u64,
     config: &Config,
@@ -92,8 +95,8 @@ fn build(
         v4: config.vip4,
         v6: config.vip6,
     };
-    let mut queue = nfq::Queue::from(queue_fd);
-    queue.set_nonblocking(true);
+    let queue = QueueSocket::new(queue_fd, queue)
+        .map_err(|e| format!("cannot use the queue socket: {e}"))?;
     channel
         .send(&Message::Ready)
         .map_err(|e| format!("cannot report ready: {e}"))?;

@@ -26,6 +26,7 @@
 #![allow(dead_code)]
 
 pub mod balancer;
+pub mod worker_totals;
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;

@@ -7,6 +7,7 @@
 mod datagram;
 mod icmp_error;
 mod inbound;
+mod offload;
 mod outbound;
 mod patch;
 mod transport;
@@ -15,6 +16,8 @@ mod transport;
 mod tests;
 
 use std::net::IpAddr;
+
+pub use self::offload::complete_transport_checksum;
 
 use self::datagram::{Extent, Family, IpHeader};
 use super::flow::{BackendSelector, Vips};

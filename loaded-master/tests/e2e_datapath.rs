@@ -1,0 +1,227 @@
+//! End-to-end properties of the batched datapath, in network namespaces (client - router -
+//! balancer - three backends):
+//!
+//! * a flood of thousands of packets, read and answered in bursts, leaves no packet without
+//!   its verdict, and each worker counts exactly the packets the kernel gave it;
+//! * bulk TCP arrives as whole GSO packets with their checksums left to offload; the
+//!   rewrite completes them, and neither the servers nor the client see a checksum error.
+//!
+//! They need root and fail with the reason without it.
+
+mod support;
+
+use std::collections::HashMap;
+use support::balancer::*;
+use support::worker_totals::*;
+use support::*;
+
+/// Sends COUNT UDP datagrams of 64 bytes to DST port PORT as fast as Python can, from a
+/// few source ports (so that several flows are involved). argv: DST PORT COUNT. Prints
+/// "sent N".
+const FLOOD_PY: &str = r#"
+import socket, sys
+dst, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+sockets = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(4)]
+payload = b"f" * 64
+sent = 0
+for i in range(count):
+    try:
+        sockets[i % 4].sendto(payload, (dst, port))
+        sent += 1
+    except OSError:
+        pass  # a full socket buffer: the count below says how many left
+print("sent %d" % sent)
+"#;
+
+fn flood(net: &TestNet, vip: &str, count: u32) -> u64 {
+    let out = net.exec_timeout(
+        Host::Client,
+        &[
+            "python3",
+            "-c",
+            FLOOD_PY,
+            vip,
+            &UDP_PORT.to_string(),
+            &count.to_string(),
+        ],
+        secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let sent = stdout
+        .trim()
+        .strip_prefix("sent ")
+        .and_then(|n| n.parse().ok());
+    match sent {
+        Some(sent) if out.status.success() => sent,
+        _ => panic!(
+            "flooding {vip}: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+/// (packets given to our sockets, packets dropped by the kernel) summed over the queues:
+/// every id the kernel assigned, less those it could not deliver (user_dropped).
+fn delivered_and_lost(queues: &[NfQueue]) -> (u64, u64) {
+    let assigned: u64 = queues.iter().map(|q| q.id_sequence).sum();
+    let undelivered: u64 = queues.iter().map(|q| q.user_dropped).sum();
+    let queue_full: u64 = queues.iter().map(|q| q.queue_dropped).sum();
+    (assigned - undelivered, undelivered + queue_full)
+}
+
+#[test]
+fn a_flood_gets_every_verdict_and_every_packet_is_counted() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &base_config(&net, ""), &[]);
+    let before = net.nfqueues();
+    assert_eq!(
+        before.len(),
+        worker_count(),
+        "one queue per worker: {before:?}"
+    );
+    let (delivered_before, _) = delivered_and_lost(&before);
+
+    const COUNT: u32 = 30_000;
+    let sent = flood(&net, VIP4, COUNT) + flood(&net, VIP6, COUNT);
+    assert!(
+        sent >= u64::from(COUNT),
+        "the client sent only {sent} datagrams"
+    );
+
+    // Everything the kernel gave the workers is answered: nothing waits for a verdict.
+    let drained = wait_until(secs(10), || net.nfqueues().iter().all(|q| q.waiting == 0));
+    let after = net.nfqueues();
+    assert!(drained, "packets still wait for a verdict: {after:?}");
+    let (delivered_after, lost) = delivered_and_lost(&after);
+    let delivered = delivered_after - delivered_before;
+    assert!(
+        delivered >= sent / 2,
+        "the kernel queued only {delivered} of {sent} datagrams (and lost {lost}): {after:?}"
+    );
+    // The service still answers after the flood.
+    for vip in [VIP4, VIP6] {
+        let answer = net
+            .udp_request(vip, UDP_PORT, "after-flood")
+            .unwrap_or_else(|e| panic!("UDP to {vip} after the flood: {e}"));
+        assert!(answer.ends_with(":after-flood"), "{answer:?}");
+    }
+
+    // The workers counted every packet the kernel delivered to them, no more, no less
+    // (the flood's datagrams, the backends' replies, and the two requests above).
+    let delivered_total = delivered_and_lost(&net.nfqueues()).0;
+    let totals = stop_and_sum_summaries(&net, &master);
+    assert_eq!(
+        totals.get("packets").copied().unwrap_or(0),
+        delivered_total,
+        "packets counted by the workers vs delivered by the kernel since the queues were \
+         bound; worker totals: {totals:?}"
+    );
+    assert_eq!(totals.get("verdict errors"), None, "{totals:?}");
+}
+
+/// Every checksum error counter of a namespace: IPv4's and TCP's (/proc/net/snmp, TCP over
+/// both families), UDP6's and ICMP6's (/proc/net/snmp6).
+fn checksum_errors(net: &TestNet, host: Host) -> HashMap<String, u64> {
+    let mut errors = HashMap::new();
+    let snmp = net
+        .read_file(host, "/proc/net/snmp")
+        .expect("/proc/net/snmp");
+    let lines: Vec<&str> = snmp.lines().collect();
+    for pair in lines.chunks(2) {
+        let [names, values] = pair else { continue };
+        for (name, value) in names.split_whitespace().zip(values.split_whitespace()) {
+            if name == "InCsumErrors" {
+                let protocol = names.split(':').next().unwrap_or("?");
+                errors.insert(format!("{protocol}{name}"), value.parse().unwrap_or(0));
+            }
+        }
+    }
+    let snmp6 = net
+        .read_file(host, "/proc/net/snmp6")
+        .expect("/proc/net/snmp6");
+    for line in snmp6.lines() {
+        if let Some((name, value)) = line.split_once(char::is_whitespace) {
+            if name.ends_with("InCsumErrors") {
+                errors.insert(name.to_string(), value.trim().parse().unwrap_or(0));
+            }
+        }
+    }
+    assert!(
+        errors.contains_key("TcpInCsumErrors") && errors.contains_key("Udp6InCsumErrors"),
+        "no checksum error counters found in {}: {errors:?}",
+        host.short_name()
+    );
+    errors
+}
+
+#[test]
+fn bulk_tcp_arrives_as_gso_and_every_checksum_is_right_in_both_families() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &base_config(&net, ""), &[]);
+    let hosts = [
+        Host::Client,
+        Host::Backend(1),
+        Host::Backend(2),
+        Host::Backend(3),
+    ];
+    let before: Vec<_> = hosts.iter().map(|h| checksum_errors(&net, *h)).collect();
+
+    const BYTES: usize = 10 * 1024 * 1024;
+    for vip in [VIP4, VIP6] {
+        for _ in 0..3 {
+            // Upload (client -> servers: the VIP direction) and download (the replies).
+            let url = http_url(vip, HTTP_PORT, &format!("/big?bytes={BYTES}"));
+            let body = net
+                .curl(&url, secs(30))
+                .unwrap_or_else(|e| panic!("10 MiB from {vip}: {e}"));
+            assert!(
+                is_big_body(body.as_bytes(), BYTES),
+                "a wrong body from {vip}"
+            );
+        }
+        let upload = net.exec_timeout(
+            Host::Client,
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "head -c {BYTES} /dev/zero | curl -sS --fail --noproxy '*' -m 30 \
+                     -H 'Content-Type: application/octet-stream' --data-binary @- {}",
+                    http_url(vip, HTTP_PORT, "/")
+                ),
+            ],
+            secs(40),
+        );
+        let answer = String::from_utf8_lossy(&upload.stdout);
+        assert!(
+            upload.status.success() && answer.trim_end().ends_with(&format!("received={BYTES}")),
+            "uploading 10 MiB to {vip}: {answer:?} {}",
+            String::from_utf8_lossy(&upload.stderr)
+        );
+    }
+
+    for (host, before) in hosts.iter().zip(&before) {
+        let after = checksum_errors(&net, *host);
+        assert_eq!(
+            &after,
+            before,
+            "checksum errors counted in {} during the transfers",
+            host.short_name()
+        );
+    }
+    let totals = stop_and_sum_summaries(&net, &master);
+    assert!(
+        totals.get("GSO packets").copied().unwrap_or(0) > 0,
+        "no packet arrived whole (GSO): {totals:?}"
+    );
+    assert!(
+        totals.get("checksums completed").copied().unwrap_or(0) > 0,
+        "no offloaded checksum was completed: {totals:?}"
+    );
+}
