@@ -1,12 +1,13 @@
 //! loaded-master: the root process of the loaded load balancer.
 //!
 //! Where to look: `master` (setup and run), `supervisor` (the event loop and one dispatch
-//! function per child role), `rules` (iptables), `queues` (NFQUEUE sockets), `spawn`
+//! function per child role), `rules` (iptables), `queues` (NFQUEUE sockets), `queue_drops` (the kernel's drop counters), `spawn`
 //! (fork+exec of the children), `daemon` (daemon mode, pidfile), `syslog_sink` (logging).
 
 mod cli;
 mod daemon;
 mod master;
+mod queue_drops;
 mod queues;
 mod rules;
 mod spawn;

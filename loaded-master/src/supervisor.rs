@@ -5,6 +5,7 @@
 //! socket (the binding died with the old one). A child that keeps dying stops the whole
 //! balancer rather than flapping forever.
 
+use crate::queue_drops::{self, DropWatch};
 use crate::queues;
 use crate::spawn::{spawn, JailArgs, Role};
 use crate::syslog_sink;
@@ -18,7 +19,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ const SIGNALS: Token = Token(0);
 const MAX_RESTARTS: usize = 5;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How often the kernel's drop counters of our queues are read and growth is logged.
+const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What the supervisor needs to (re)start children.
 pub struct Settings {
@@ -54,6 +57,7 @@ pub struct Supervisor {
     children: HashMap<Token, Child>,
     next_token: usize,
     restarts: HashMap<String, VecDeque<Instant>>,
+    queue_drops: DropWatch,
 }
 
 /// The signals the master handles; registered before the master acquires anything, so that
@@ -78,6 +82,7 @@ impl Supervisor {
             children: HashMap::new(),
             next_token: 1,
             restarts: HashMap::new(),
+            queue_drops: DropWatch::default(),
         })
     }
 
@@ -192,8 +197,18 @@ impl Supervisor {
             return Ok(exit);
         }
         let mut events = Events::with_capacity(64);
+        self.report_queue_drops();
+        let mut next_drop_report = Instant::now() + DROP_REPORT_INTERVAL;
         loop {
-            match self.poll.poll(&mut events, None) {
+            let now = Instant::now();
+            if now >= next_drop_report {
+                self.report_queue_drops();
+                next_drop_report = now + DROP_REPORT_INTERVAL;
+            }
+            match self.poll.poll(
+                &mut events,
+                Some(next_drop_report.saturating_duration_since(now)),
+            ) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -223,6 +238,24 @@ impl Supervisor {
                     self.drain_channel(event.token());
                 }
             }
+        }
+    }
+
+    /// Logs the packets the kernel could not give our workers since the last report.
+    fn report_queue_drops(&mut self) {
+        let ours: BTreeSet<u16> = self
+            .children
+            .values()
+            .filter_map(|child| match child.role {
+                Role::Worker { queue, .. } => Some(queue),
+                Role::Prober => None,
+            })
+            .collect();
+        let Ok(text) = std::fs::read_to_string(queue_drops::PROC_PATH) else {
+            return;
+        };
+        for line in self.queue_drops.update(queue_drops::parse(&text, &ours)) {
+            log::warn!("{line}");
         }
     }
 
