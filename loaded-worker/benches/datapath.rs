@@ -1,5 +1,7 @@
 //! Cost of the per-packet work of a worker, without the kernel round trip: parsing, the
-//! shared flow table and the rewrite with its checksum updates.
+//! shared flow table (also filled with a million mappings) and the rewrite with its
+//! checksum updates, the completion of an offloaded checksum over a whole GSO packet, and
+//! the netlink reading and writing around each packet.
 //!
 //!     cargo bench -p loaded-worker --bench datapath
 
@@ -8,8 +10,9 @@ use loaded_proto::balancing::{Backend, Stickiness, Strategy};
 use loaded_worker::datapath::balancer::{Balancer, BalancerConfig};
 use loaded_worker::datapath::flow::Vips;
 use loaded_worker::datapath::flow_table::SharedFlowTable;
-use loaded_worker::datapath::nat::{rewrite, Outcome};
+use loaded_worker::datapath::nat::{complete_transport_checksum, rewrite, Outcome};
 use loaded_worker::datapath::wire::{checksum, ipv4, tcp};
+use loaded_worker::nfqueue::wire::{self, VerdictSpec, VERDICT_HEADER_MAX};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
@@ -52,16 +55,20 @@ fn tcp_segment(buffer: &mut [u8], src_port: u16, pseudo_header: u16) {
 }
 
 fn ipv4_tcp(src: Ipv4Addr, dst: Ipv4Addr, src_port: u16) -> Vec<u8> {
-    let mut packet = vec![0u8; 20 + TCP_SEGMENT_LEN];
+    ipv4_tcp_of_len(src, dst, src_port, TCP_SEGMENT_LEN)
+}
+
+fn ipv4_tcp_of_len(src: Ipv4Addr, dst: Ipv4Addr, src_port: u16, segment_len: usize) -> Vec<u8> {
+    let mut packet = vec![0u8; 20 + segment_len];
     packet[0] = 0x45;
     packet[8] = 64;
     let mut ip = ipv4::Packet::new_unchecked(&mut packet[..]);
-    ip.set_total_len((20 + TCP_SEGMENT_LEN) as u16);
+    ip.set_total_len((20 + segment_len) as u16);
     ip.set_protocol(6);
     ip.set_src_addr(src);
     ip.set_dst_addr(dst);
     ip.fill_checksum();
-    let pseudo = checksum::pseudo_header_v4(src, dst, 6, TCP_SEGMENT_LEN as u16);
+    let pseudo = checksum::pseudo_header_v4(src, dst, 6, segment_len as u16);
     tcp_segment(&mut packet[20..], src_port, pseudo);
     packet
 }
@@ -128,5 +135,104 @@ fn bench_rewrite(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_rewrite);
+/// Lookups of known flows when the table holds a million of them: the cost of cache misses
+/// in a table of 48 MiB.
+fn bench_million_flows(c: &mut Criterion) {
+    const FLOWS: u32 = 1 << 20;
+    let vips = Vips {
+        v4: Some(VIP4),
+        v6: None,
+    };
+    let client = |i: u32| {
+        let [_, b, c, d] = i.to_be_bytes();
+        (Ipv4Addr::new(10, b, c, d), 40000 + (i % 7) as u16)
+    };
+    // Room for every flow: buckets fill unevenly, so twice the flows.
+    let mut table = balancer(Stickiness::Flow, 2 * FLOWS as usize);
+    for i in 0..FLOWS {
+        let (src, port) = client(i);
+        let mut packet = ipv4_tcp(src, VIP4, port);
+        rewrite(&mut packet, &vips, &mut table);
+    }
+    let mut group = c.benchmark_group("flow_table_1m");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0u32;
+    group.bench_function("ipv4_to_vip_known_flow", |b| {
+        b.iter_batched_ref(
+            || {
+                // A stride that visits the flows in an order unrelated to their insertion.
+                i = i.wrapping_add(0x9e37_79b9) % FLOWS;
+                let (src, port) = client(i);
+                ipv4_tcp(src, VIP4, port)
+            },
+            |p| assert_eq!(rewrite(p, &vips, &mut table), Outcome::Rewritten),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+/// The work around each packet that is not the rewrite: a whole GSO packet's checksum, and
+/// reading a queued packet's message and writing its verdict's header.
+fn bench_queue_io(c: &mut Criterion) {
+    let mut group = c.benchmark_group("queue_io");
+    let gso = ipv4_tcp_of_len(CLIENT4, VIP4, 40000, 65000);
+    group.throughput(Throughput::Bytes(gso.len() as u64));
+    group.bench_function("complete_checksum_64k_gso_packet", |b| {
+        b.iter_batched_ref(
+            || gso.clone(),
+            |p| complete_transport_checksum(p).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+
+    group.throughput(Throughput::Elements(1));
+    let packet = ipv4_tcp(CLIENT4, VIP4, 40000);
+    let message = queued_message(7, &packet);
+    group.bench_function("read_queued_packet_and_write_verdict", |b| {
+        let mut header = [0u8; VERDICT_HEADER_MAX];
+        b.iter(|| {
+            let (_, parsed) = wire::messages(&message).next().unwrap().unwrap();
+            let queued = parsed.queued_packet().unwrap().unwrap();
+            VerdictSpec {
+                queue: 0,
+                id: queued.id,
+                verdict: wire::Verdict::Accept,
+                mark: None,
+                payload_len: Some(queued.payload.len()),
+            }
+            .encode_header(&mut header)
+        })
+    });
+    group.finish();
+}
+
+/// A NFQNL_MSG_PACKET as the kernel sends it: packet header, mark, SKB_INFO and the packet.
+fn queued_message(id: u32, packet: &[u8]) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    let mut attr = |kind: u16, value: &[u8]| {
+        attrs.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        attrs.extend_from_slice(&kind.to_ne_bytes());
+        attrs.extend_from_slice(value);
+        attrs.resize(wire::align(attrs.len()), 0);
+    };
+    let mut header = id.to_be_bytes().to_vec();
+    header.extend_from_slice(&[0x08, 0x00, 0]);
+    attr(wire::queue::ATTR_PACKET_HDR, &header);
+    attr(wire::queue::ATTR_MARK, &[0; 4]);
+    attr(
+        wire::queue::ATTR_SKB_INFO,
+        &wire::queue::SKB_CSUMNOTREADY.to_be_bytes(),
+    );
+    attr(wire::queue::ATTR_PAYLOAD, packet);
+    let len = (wire::nlmsg::HEADER_LEN + wire::nfgen::HEADER_LEN + attrs.len()) as u32;
+    let mut message = len.to_ne_bytes().to_vec();
+    message.extend_from_slice(&wire::queue::MSG_PACKET.to_ne_bytes());
+    message.extend_from_slice(&[0; 10]);
+    message.extend_from_slice(&[2, 0, 0, 0]);
+    message.extend_from_slice(&attrs);
+    message
+}
+
+criterion_group!(benches, bench_rewrite, bench_million_flows, bench_queue_io);
 criterion_main!(benches);
