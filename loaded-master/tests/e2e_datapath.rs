@@ -3,6 +3,8 @@
 //!
 //! * a flood of thousands of packets, read and answered in bursts, leaves no packet without
 //!   its verdict, and each worker counts exactly the packets the kernel gave it;
+//! * during a flood that keeps the queues busy, health changes still reach the workers and
+//!   a stop is still obeyed at once;
 //! * bulk TCP arrives as whole GSO packets with their checksums left to offload; the
 //!   rewrite completes them, and neither the servers nor the client see a checksum error.
 //!
@@ -10,7 +12,8 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 use support::balancer::*;
 use support::worker_totals::*;
 use support::*;
@@ -224,4 +227,106 @@ fn bulk_tcp_arrives_as_gso_and_every_checksum_is_right_in_both_families() {
         totals.get("checksums completed").copied().unwrap_or(0) > 0,
         "no offloaded checksum was completed: {totals:?}"
     );
+}
+
+/// Like FLOOD_PY, but for at most SECONDS seconds and COUNT datagrams, from two processes.
+/// argv: DST PORT COUNT SECONDS.
+const TIMED_FLOOD_PY: &str = r#"
+import os, socket, sys, time
+dst, port, count, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+os.fork()  # two senders: one Python process cannot fill the queues alone
+family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+s = socket.socket(family, socket.SOCK_DGRAM)
+payload = b"f" * 64
+end = time.monotonic() + seconds
+for i in range(count):
+    if i % 1024 == 0 and time.monotonic() > end:
+        break
+    try:
+        s.sendto(payload, (dst, port + i % 8))
+    except OSError:
+        pass
+"#;
+
+/// Fast checks as in e2e_failover: a state changes within fall * cycle + timeout = 5 s.
+const FAST_CHECKS: &str =
+    "failover\ncheck_cycle=2\ncheck_timeout=1\nrise=2\nfall=2\nstickiness=flow\n";
+
+/// The backends (or errors) that answer `count` new connections to `vip`.
+fn answering(net: &TestNet, vip: &str, count: usize) -> BTreeSet<String> {
+    (0..count)
+        .map(
+            |i| match net.curl(&http_url(vip, HTTP_PORT, "/"), secs(3)) {
+                Ok(body) => body.trim().trim_start_matches("backend=").to_string(),
+                Err(e) => format!("error(#{i}: {})", e.lines().next().unwrap_or("")),
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn health_changes_and_a_stop_are_served_during_a_flood() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &base_config(&net, FAST_CHECKS), &["-f"]);
+    // The flood goes to ports nothing listens on: each datagram is answered by an ICMP
+    // error from a server, which the workers rewrite too.
+    let (delivered_before, _) = delivered_and_lost(&net.nfqueues());
+    let flood_secs = 40;
+    let flood = net.spawn(
+        Host::Client,
+        &[
+            "python3",
+            "-c",
+            TIMED_FLOOD_PY,
+            VIP4,
+            "7000",
+            "50000000",
+            &flood_secs.to_string(),
+        ],
+    );
+    std::thread::sleep(secs(2));
+
+    net.stop_backend(2);
+    let started = Instant::now();
+    let mut seen = BTreeSet::new();
+    // Under the flood some requests may time out (the kernel drops what the queues cannot
+    // hold); what counts is that b2 gets no new client once the workers heard it is down.
+    let converged = wait_until(secs(30), || {
+        seen = answering(&net, VIP4, 4);
+        let answered = seen.iter().filter(|s| !s.starts_with("error")).count();
+        answered >= 1 && !seen.contains("b2")
+    });
+    assert!(
+        converged,
+        "during the flood, new clients still reach {seen:?} {:?} after b2 stopped; {}",
+        started.elapsed(),
+        master.log(&net)
+    );
+    let (delivered_now, _) = delivered_and_lost(&net.nfqueues());
+    assert!(
+        delivered_now - delivered_before > 100_000,
+        "the flood was no flood: {} packets queued",
+        delivered_now - delivered_before
+    );
+    assert!(
+        net.try_wait(flood).is_none(),
+        "the flood ended before the test did: {}",
+        net.log(flood)
+    );
+
+    // A stop in the middle of the flood: every worker obeys at once and reports.
+    let asked = Instant::now();
+    let totals = stop_and_sum_summaries(&net, &master);
+    assert!(
+        asked.elapsed() < secs(5),
+        "the stop took {:?} during the flood",
+        asked.elapsed()
+    );
+    assert!(
+        totals.get("packets").copied().unwrap_or(0) > 100_000,
+        "{totals:?}"
+    );
+    net.stop(flood);
 }
