@@ -30,6 +30,11 @@
 # both queues) and their results are added up. In the routing scenario client K talks to
 # server K.
 #
+# Between measurements: 1 s and until only listeners and TIME_WAIT sockets are left in the
+# client and server namespaces, whose TIME_WAIT sockets are capped (--tw-buckets: otherwise
+# one connection-rate run slows the next and the results depend on the order); the
+# balancer's conntrack table is flushed after DNAT and forward=kernel measurements.
+#
 # Every load run is bounded by `timeout`; every process is started and stopped by pid; the
 # namespaces are deleted on exit, Ctrl-C included.
 set -euo pipefail
@@ -157,7 +162,7 @@ for b in loaded-master loaded-worker loaded-prober; do
 	[ -x "$bindir/$b" ] || die "$bindir/$b is missing or not executable"
 done
 master=$bindir/loaded-master
-build="$bindir/loaded-master, built $(date -r "$master" '+%Y-%m-%d %H:%M')"
+build="$bindir/loaded-master (sha256 $(sha256sum "$master" | cut -c1-12)), built $(date -r "$master" '+%Y-%m-%d %H:%M')"
 if commit=$(git -C "$build_repo" rev-parse --short=12 HEAD 2>/dev/null); then
 	if [ -n "$(git -C "$build_repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
 		commit="$commit (with uncommitted changes)"
@@ -368,7 +373,11 @@ scenario_down() {
 		ip netns exec "$lb" nft delete table inet loadedbench
 		ip netns exec "$lb" conntrack -F >/dev/null 2>&1 || true
 		;;
-	userspace | kernel) stop_loaded ;;
+	userspace) stop_loaded ;;
+	kernel)
+		stop_loaded
+		ip netns exec "$lb" conntrack -F >/dev/null 2>&1 || true
+		;;
 	esac
 	local left
 	left=$(rules_in_lb)
@@ -393,7 +402,8 @@ settle() { # scenario
 		sleep 0.1
 		i=$((i + 1))
 	done
-	if [ "$1" = dnat ]; then
+	# forward=kernel may use conntrack too.
+	if [ "$1" = dnat ] || [ "$1" = kernel ]; then
 		ip netns exec "$lb" conntrack -F >/dev/null 2>&1 || true
 	fi
 }
@@ -485,7 +495,9 @@ for r in $(seq 1 "$rounds"); do
 						read -r qd ud spread < <(python3 "$lib" nfq "$tmp/nfq.before" "$tmp/nfq.after")
 						echo "$c $f $s nfq-$m $r $qd $ud $spread" >>"$results"
 					fi
-					line="$line $m $v"
+					line="$line $(echo "$m $v" | awk '$2 == "nan" { print $1, "fail"; next }
+						$1 == "conn" { printf "%.0f conn/s,", $2 } $1 == "bulk" { printf "%.2f Gbit/s,", $2 / 1e9 }
+						$1 == "udp" { printf "%.0f UDP pps", $2 }')"
 					settle "$s"
 				done
 				note "$line"
