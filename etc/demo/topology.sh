@@ -1,13 +1,14 @@
 #!/bin/sh
 # topology.sh: the demo and test network of loaded, built from network namespaces.
 #
-#   topology.sh up PREFIX [--mtu-rtr-client N] [--backends N]
+#   topology.sh up PREFIX [--mtu-rtr-client N] [--backends N] [--clients N]
 #   topology.sh down PREFIX
 #
 # `up` creates these namespaces (each name is PREFIX followed by the short name):
 #
 #   cli  c0 198.18.0.2/24  fd00:18::2/64      default via 198.18.0.1 / fd00:18::1
-#    |
+#    |   (--clients N adds cliK for K = 2..N: c0 198.18.K.2/24 fd00:18:K::2/64, default via
+#    |    198.18.K.1 / fd00:18:K::1, the router's interface rK, addresses .1 / ::1)
 #   rtr  r0 198.18.0.1/24  fd00:18::1/64      (MTU lowered by --mtu-rtr-client)
 #        r1 198.18.1.2/24  fd00:18:1::2/64    VIPs and backend nets via lb; forwarding on
 #    |
@@ -29,6 +30,7 @@ set -eu
 
 me=topology.sh
 max_backends=9
+max_clients=4
 
 die() {
 	echo "$me: $*" >&2
@@ -37,13 +39,15 @@ die() {
 
 usage() {
 	cat >&2 <<EOF
-usage: $me up PREFIX [--mtu-rtr-client N] [--backends N]
+usage: $me up PREFIX [--mtu-rtr-client N] [--backends N] [--clients N]
        $me down PREFIX
 
 PREFIX: 1 to 32 letters, digits, '_' or '-' (e.g. ld12345ab3f); the namespaces are
-PREFIXcli, PREFIXrtr, PREFIXlb and PREFIXb1 ... PREFIXbN.
+PREFIXcli, PREFIXrtr, PREFIXlb, PREFIXb1 ... PREFIXbN (and PREFIXcli2 ... with --clients).
 --mtu-rtr-client N  MTU of the router's client-side interface r0 (1280 to 1500; default 1500)
 --backends N        number of backends (1 to $max_backends; default 3)
+--clients N         number of client namespaces (1 to $max_clients; default 1), each with its own
+                    address and its own link to the router
 EOF
 	exit 2
 }
@@ -130,7 +134,7 @@ wait_ready() {
 down() {
 	prefix=$1
 	# Exact names only, so that another run whose prefix starts with ours is left alone.
-	for short in cli rtr lb $(seq 1 $max_backends | sed 's/^/b/'); do
+	for short in cli rtr lb $(seq 1 $max_backends | sed 's/^/b/') $(seq 2 $max_clients | sed 's/^/cli/'); do
 		remove_ns "$prefix$short"
 	done
 }
@@ -140,6 +144,7 @@ up() {
 	shift
 	mtu=""
 	backends=3
+	clients=1
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--mtu-rtr-client)
@@ -150,6 +155,11 @@ up() {
 		--backends)
 			[ $# -ge 2 ] || usage
 			backends=$2
+			shift 2
+			;;
+		--clients)
+			[ $# -ge 2 ] || usage
+			clients=$2
 			shift 2
 			;;
 		*) usage ;;
@@ -166,6 +176,10 @@ up() {
 	if [ "$backends" -lt 1 ] || [ "$backends" -gt $max_backends ]; then
 		die "--backends $backends: use 1 to $max_backends"
 	fi
+	case $clients in '' | *[!0-9]*) die "--clients '$clients' is not a number" ;; esac
+	if [ "$clients" -lt 1 ] || [ "$clients" -gt $max_clients ]; then
+		die "--clients $clients: use 1 to $max_clients"
+	fi
 
 	[ "$(id -u)" = 0 ] || die "run as root: network namespaces need it"
 	command -v ip >/dev/null || die "'ip' is missing: apt-get install -y iproute2"
@@ -175,6 +189,11 @@ up() {
 	n=1
 	while [ $n -le "$backends" ]; do
 		all="$all ${prefix}b$n"
+		n=$((n + 1))
+	done
+	n=2
+	while [ $n -le "$clients" ]; do
+		all="$all ${prefix}cli$n"
 		n=$((n + 1))
 	done
 	# Refuse to touch namespaces that someone else made (the teardown on failure below
@@ -208,6 +227,22 @@ up() {
 	ip -n "$cli" link set c0 up
 	ip -n "$cli" route add default via 198.18.0.1
 	ip -n "$cli" -6 route add default via fd00:18::1
+
+	# More clients, each on its own link to the router (198.18.K.0/24, fd00:18:K::/64).
+	n=2
+	while [ $n -le "$clients" ]; do
+		c=${prefix}cli$n
+		ip -n "$c" link add c0 type veth peer name "r$n" netns "$rtr"
+		ip -n "$c" addr add "198.18.$n.2/24" dev c0
+		ip -n "$c" addr add "fd00:18:$n::2/64" dev c0 nodad
+		ip -n "$c" link set c0 up
+		ip -n "$c" route add default via "198.18.$n.1"
+		ip -n "$c" -6 route add default via "fd00:18:$n::1"
+		ip -n "$rtr" addr add "198.18.$n.1/24" dev "r$n"
+		ip -n "$rtr" addr add "fd00:18:$n::1/64" dev "r$n" nodad
+		ip -n "$rtr" link set "r$n" up
+		n=$((n + 1))
+	done
 
 	# rtr <-> lb
 	ip -n "$rtr" link add r1 type veth peer name l0 netns "$lb"
