@@ -5,6 +5,8 @@
 //!   its verdict, and each worker counts exactly the packets the kernel gave it;
 //! * during a flood that keeps the queues busy, health changes still reach the workers and
 //!   a stop is still obeyed at once;
+//! * verdicts the kernel refuses (packets it dropped while we held them, when a link went
+//!   down) are counted and never end a worker;
 //! * bulk TCP arrives as whole GSO packets with their checksums left to offload; the
 //!   rewrite completes them, and neither the servers nor the client see a checksum error.
 //!
@@ -329,4 +331,78 @@ fn health_changes_and_a_stop_are_served_during_a_flood() {
         "{totals:?}"
     );
     net.stop(flood);
+}
+
+#[test]
+fn a_flapping_link_under_load_ends_no_worker() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &base_config(&net, ""), &[]);
+    let workers_before = {
+        let mut pids = children_named(&net, "loaded-worker");
+        pids.sort();
+        pids
+    };
+    let flood = net.spawn(
+        Host::Client,
+        &[
+            "python3",
+            "-c",
+            TIMED_FLOOD_PY,
+            VIP4,
+            "7000",
+            "50000000",
+            "30",
+        ],
+    );
+    std::thread::sleep(secs(1));
+    // l0 faces the router: every queued packet (to the VIP, and replies leaving) has it as
+    // input or output device. Its IPv6 address must survive the flaps (the default is to
+    // drop IPv6 addresses on link down); its default routes are put back afterwards.
+    net.exec_ok(
+        Host::Balancer,
+        &["sysctl", "-qw", "net.ipv6.conf.l0.keep_addr_on_down=1"],
+    );
+    // The kernel drops the queued packets of an interface that goes down; verdicts for
+    // those that a worker holds at that moment are refused with ENOENT.
+    for _ in 0..12 {
+        net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "down"]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "up"]);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    net.stop(flood);
+    net.exec_ok(
+        Host::Balancer,
+        &["ip", "route", "replace", "default", "via", ROUTER_LB4],
+    );
+    net.exec_ok(
+        Host::Balancer,
+        &["ip", "-6", "route", "replace", "default", "via", ROUTER_LB6],
+    );
+    let serving = wait_until(secs(15), || {
+        [VIP4, VIP6].iter().all(|vip| {
+            net.curl(&http_url(vip, HTTP_PORT, "/"), secs(3))
+                .is_ok_and(|body| body.starts_with("backend=b"))
+        })
+    });
+    assert!(
+        serving,
+        "the balancer stopped serving; {}",
+        master.log(&net)
+    );
+    let mut workers_after = children_named(&net, "loaded-worker");
+    workers_after.sort();
+    assert_eq!(
+        workers_after,
+        workers_before,
+        "a worker ended; {}",
+        master.log(&net)
+    );
+    let totals = stop_and_sum_summaries(&net, &master);
+    assert!(
+        totals.get("verdict errors").copied().unwrap_or(0) > 0,
+        "no verdict was refused, so the flaps tested nothing: {totals:?}"
+    );
 }
