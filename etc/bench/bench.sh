@@ -4,7 +4,7 @@
 #
 #   sudo etc/bench/bench.sh [--seconds N] [--rounds N] [--only LIST] [--family LIST]
 #                           [--clients LIST] [--connections N] [--bin DIR] [--output FILE]
-#                           [--tw-buckets N]
+#                           [--tw-buckets N] [--original PATH]
 #
 # Scenarios, all in one run and interleaved (round 1: every scenario, round 2: every
 # scenario, ...), each for IPv4 and IPv6:
@@ -16,6 +16,18 @@
 #              connections must reach the same server
 #   userspace  loaded, forward=userspace (the default)
 #   kernel     loaded, forward=kernel; "n/a" when the build in use does not know the key
+#   original   the original C++ loaded (github.com/stealth/loaded, 2014), only with
+#              --original PATH: a binary the operator built from that repository (it is not
+#              part of this one). It serves one address family per process, so it is
+#              started and stopped once per family; this script writes its config (rr, the
+#              same VIP and servers) and installs the NFQUEUE rules of its loaded.config /
+#              loaded.config6 scripts itself, in the balancer namespace only: mangle
+#              PREROUTING for the VIP and filter FORWARD for the servers' net, with
+#              --queue-balance over one queue per CPU (the original forks one process per
+#              CPU of /proc/cpuinfo, queue N on core N). Unlike its loaded.config6, IPv6 UDP
+#              is queued too (its code rewrites UDP; otherwise the UDP measurement could not
+#              run), and, as for loaded, ICMPv6 neighbour discovery to the VIP is not. The
+#              rules, and the iptables tables they created, are removed after each run.
 # Measurements, each for N seconds (default 5), median of the rounds (default 3):
 #   conn/s     wrk, HTTP/1.1 requests with `Connection: close` (one TCP connection each) to
 #              nginx (a tiny 200) on the servers
@@ -47,13 +59,14 @@ lib=$here/benchlib.py
 
 seconds=5
 rounds=3
-only=routing,dnat,userspace,kernel
+only=routing,dnat,userspace,kernel,original
 families=4,6
 client_list=1
 connections=50
 bindir=""
 output=""
 tw_buckets=4096
+original=""
 
 usage() {
 	cat >&2 <<EOF
@@ -61,7 +74,7 @@ usage: sudo etc/bench/bench.sh [options]
 
   --seconds N      length of each measurement (default $seconds)
   --rounds N       rounds; every value is the median over them (default $rounds)
-  --only LIST      scenarios, comma-separated: routing, dnat, userspace, kernel
+  --only LIST      scenarios, comma-separated: routing, dnat, userspace, kernel, original
                    (default: all); ratios need routing
   --family LIST    4, 6 or 4,6 (default 4,6)
   --clients LIST   client addresses (load generators at once), e.g. 1, 2 or 1,2 (default 1;
@@ -72,6 +85,10 @@ usage: sudo etc/bench/bench.sh [options]
   --output FILE    also write the table, with the machine and the build, to FILE
   --tw-buckets N   net.ipv4.tcp_max_tw_buckets in the client and server namespaces
                    (default $tw_buckets)
+  --original PATH  also measure the original C++ loaded (2014): PATH is its binary, built
+                   by you from https://github.com/stealth/loaded (not shipped here); the
+                   scenario 'original' is skipped without it. It chroots to /var/run/empty,
+                   which must exist, and runs as user nobody (-U nobody)
 EOF
 	exit 2
 }
@@ -103,6 +120,7 @@ while [ $# -gt 0 ]; do
 	--bin) bindir=$2 ;;
 	--output) output=$2 ;;
 	--tw-buckets) tw_buckets=$2 ;;
+	--original) original=$2 ;;
 	*) usage ;;
 	esac
 	shift 2
@@ -112,11 +130,18 @@ number --rounds "$rounds"
 number --connections "$connections"
 number --tw-buckets "$tw_buckets"
 scenarios=()
-for s in routing dnat userspace kernel; do
-	case ,$only, in *,"$s",*) scenarios+=("$s") ;; esac
-done
 for s in ${only//,/ }; do
-	case $s in routing | dnat | userspace | kernel) ;; *) die "--only: unknown scenario '$s'" ;; esac
+	case $s in routing | dnat | userspace | kernel | original) ;; *) die "--only: unknown scenario '$s'" ;; esac
+done
+for s in routing dnat userspace kernel original; do
+	case ,$only, in *,"$s",*)
+		if [ "$s" = original ] && [ -z "$original" ]; then
+			note "scenario original skipped: it needs --original PATH (the original's binary)"
+			continue
+		fi
+		scenarios+=("$s")
+		;;
+	esac
 done
 [ ${#scenarios[@]} -gt 0 ] || die "--only: no scenario"
 fams=()
@@ -170,6 +195,16 @@ if commit=$(git -C "$build_repo" rev-parse --short=12 HEAD 2>/dev/null); then
 	build="$build, git $commit$([ "$build_repo" = "$root" ] || echo ' (HEAD of the repository holding --bin)')"
 fi
 
+# The original C++ loaded, if asked for.
+original_build=""
+if [ -n "$original" ]; then
+	{ [ -f "$original" ] && [ -x "$original" ]; } || die "--original: $original is missing or not executable"
+	original=$(cd "$(dirname "$original")" && pwd)/$(basename "$original")
+	[ -d /var/run/empty ] || die "--original: the original chroots to /var/run/empty, which does not exist (mkdir -p /var/run/empty)"
+	getent passwd nobody >/dev/null || die "--original: the original is run with -U nobody, and there is no user nobody"
+	original_build="$original (sha256 $(sha256sum "$original" | cut -c1-12)), built $(date -r "$original" '+%Y-%m-%d %H:%M')"
+fi
+
 prefix=lbb$$$(od -An -N2 -tx2 /dev/urandom | tr -d ' \n')
 tmp=$(mktemp -d /tmp/loaded-bench.XXXXXX)
 cli_ns=("" "${prefix}cli" "${prefix}cli2" "${prefix}cli3")
@@ -178,6 +213,8 @@ servers_ns=("${prefix}b1" "${prefix}b2" "${prefix}b3")
 server_pids=()    # nginx and iperf3 servers
 load_pids=()      # load generators of the measurement under way
 loaded_pid=""     # loaded-master of the scenario under way
+original_pids=()  # the original's processes (the one started, then the ones it forked)
+original_family=""  # the family whose rules for the original are installed
 conntrack_max_old=""
 
 cleanup() {
@@ -185,6 +222,7 @@ cleanup() {
 	trap - INT TERM
 	for pid in "${load_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
 	[ -n "$loaded_pid" ] && stop_loaded
+	{ [ ${#original_pids[@]} -gt 0 ] || [ -n "$original_family" ]; } && stop_original
 	for pid in "${server_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
 	for pid in "${server_pids[@]}"; do wait "$pid" 2>/dev/null; done
 	sh "$topology" down "$prefix" >/dev/null
@@ -331,6 +369,132 @@ stop_loaded() {
 	loaded_pid=""
 }
 
+# The original C++ loaded. It forks one process per CPU counted in /proc/cpuinfo (lines
+# with "processor"), process N on core N serving queue N; FIRST_CORE and LAST_CORE of its
+# config file are read by its shell script only. -D keeps it in the foreground (otherwise it
+# forks away from the pid we know); its forked processes are read from /proc once they run.
+original_queues=$(grep -c processor /proc/cpuinfo || true)
+[ "${original_queues:-0}" -ge 1 ] || original_queues=1
+
+original_conf() {
+	cat <<EOF
+VIP4=198.18.100.1
+VIP6=fd00:100::1
+server4=198.19.0.11
+server4=198.19.0.12
+server4=198.19.0.13
+server6=fd00:19::11
+server6=fd00:19::12
+server6=fd00:19::13
+strategy=rr
+nfq_len=1000000
+FIRST_CORE=0
+LAST_CORE=$((original_queues - 1))
+EOF
+}
+
+# The rules of its loaded.config (IPv4) and loaded.config6 (IPv6), without the nameserver
+# exceptions: "tool table chain rule...", one a line.
+original_rules() { # family
+	local queue="-j NFQUEUE --queue-num 0" t
+	[ "$original_queues" -gt 1 ] && queue="-j NFQUEUE --queue-balance 0:$((original_queues - 1))"
+	if [ "$1" = 4 ]; then
+		echo "iptables mangle PREROUTING -d 198.18.100.1 $queue"
+		echo "iptables filter FORWARD -s 198.19.0.0/24 $queue"
+	else
+		for t in 133 134 135 136 137; do
+			echo "ip6tables mangle PREROUTING -d fd00:100::1 -p ipv6-icmp --icmpv6-type $t -j ACCEPT"
+		done
+		echo "ip6tables mangle PREROUTING -d fd00:100::1 $queue"
+		echo "ip6tables filter FORWARD -s fd00:19::/64 $queue"
+	fi
+}
+
+original_tables_before=""
+
+# Adds (-A) or deletes (-D) the original's rules of family $2 in the balancer namespace.
+original_rules_do() { # -A|-D family
+	local tool table chain rule rc=0
+	while read -r tool table chain rule; do
+		# shellcheck disable=SC2086 # one word per argument of the rule
+		ip netns exec "$lb" "$tool" -w -t "$table" "$1" "$chain" $rule || rc=1
+	done < <(original_rules "$2")
+	return $rc
+}
+
+# Whether process $1 exists and is not a zombie.
+alive() {
+	local state
+	state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
+start_original() { # family
+	local conf=$tmp/original.conf i=0 bound
+	original_conf >"$conf"
+	original_tables_before=$(ip netns exec "$lb" nft list tables)
+	original_family=$1
+	if ! original_rules_do -A "$1"; then
+		stop_original
+		return 1
+	fi
+	: >"$tmp/original.log"
+	ip netns exec "$lb" "$original" -D -U nobody "-$1" -c "$conf" </dev/null >"$tmp/original.log" 2>&1 &
+	original_pids=($!)
+	# Ready when every queue is bound (the kernel lists a queue once a program binds it).
+	while :; do
+		bound=$(ip netns exec "$lb" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null |
+			awk -v n="$original_queues" '$1 < n { c++ } END { print c + 0 }')
+		[ "$bound" -ge "$original_queues" ] && break
+		if ! alive "${original_pids[0]}" || [ $i -ge 150 ]; then
+			note "the original did not start ($bound of $original_queues queues bound); its output:"
+			tail -n 20 "$tmp/original.log" >&2
+			stop_original
+			return 1
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	# shellcheck disable=SC2207 # pids, one word each
+	original_pids+=($(pgrep -P "${original_pids[0]}" || true))
+	[ ${#original_pids[@]} -eq "$original_queues" ] ||
+		note "the original runs ${#original_pids[@]} process(es) for $original_queues queue(s)"
+}
+
+# Stops the original's processes (by pid; the forked ones first, as the first one never
+# reaps them) and removes its rules and the iptables tables they created.
+stop_original() {
+	local pid i=0 left table
+	if [ ${#original_pids[@]} -gt 0 ]; then
+		for pid in "${original_pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null || true; done
+		kill -TERM "${original_pids[0]}" 2>/dev/null || true
+		while :; do
+			left=0
+			for pid in "${original_pids[@]}"; do alive "$pid" && left=$((left + 1)); done
+			[ "$left" = 0 ] || [ $i -ge 50 ] && break
+			sleep 0.1
+			i=$((i + 1))
+		done
+		for pid in "${original_pids[@]}"; do alive "$pid" && kill -KILL "$pid" 2>/dev/null; done
+		wait "${original_pids[0]}" 2>/dev/null || true
+		original_pids=()
+	fi
+	if [ -n "$original_family" ]; then
+		original_rules_do -D "$original_family" || note "could not delete every rule of the original"
+		original_family=""
+		# iptables (nf_tables backend) leaves its tables behind, empty: delete the ones that
+		# were not there before, so that later scenarios pass through no extra hook.
+		while read -r table; do
+			case $table in "table ip mangle" | "table ip filter" | "table ip6 mangle" | "table ip6 filter") ;; *) continue ;; esac
+			grep -qxF "$table" <<<"$original_tables_before" && continue
+			# shellcheck disable=SC2086 # "table FAMILY NAME", three words
+			ip netns exec "$lb" nft delete $table || true
+		done < <(ip netns exec "$lb" nft list tables)
+		left=$(ip netns exec "$lb" nft list tables | grep -cvxF "$original_tables_before" || true)
+		[ "$left" = 0 ] || note "tables left after the original: $(ip netns exec "$lb" nft list tables)"
+	fi
+}
+
 dnat_rules() {
 	local v4="0 : 198.19.0.11, 1 : 198.19.0.12, 2 : 198.19.0.13"
 	local v6="0 : fd00:19::11, 1 : fd00:19::12, 2 : fd00:19::13"
@@ -351,13 +515,14 @@ rules_in_lb() {
 	ip netns exec "$lb" nft -j list ruleset | python3 "$lib" rules
 }
 
-# Sets the scenario up; returns 1 if it cannot run.
-scenario_up() {
+# Sets the scenario up (for family $2 only, for the original); returns 1 if it cannot run.
+scenario_up() { # scenario [family]
 	local left
 	left=$(rules_in_lb)
 	[ "$left" = 0 ] || die "$left firewall rule(s) left in $lb before scenario $1: $(ip netns exec "$lb" nft list ruleset)"
 	case $1 in
 	routing) ;;
+	original) start_original "$2" || return 1 ;;
 	dnat)
 		dnat_rules >"$tmp/dnat.nft"
 		ip netns exec "$lb" nft -f "$tmp/dnat.nft" || return 1
@@ -374,6 +539,7 @@ scenario_down() {
 		ip netns exec "$lb" conntrack -F >/dev/null 2>&1 || true
 		;;
 	userspace) stop_loaded ;;
+	original) stop_original ;;
 	kernel)
 		stop_loaded
 		ip netns exec "$lb" conntrack -F >/dev/null 2>&1 || true
@@ -478,13 +644,20 @@ for r in $(seq 1 "$rounds"); do
 	for c in "${clients_runs[@]}"; do
 		for s in "${scenarios[@]}"; do
 			[ "$s" = kernel ] && [ "$kernel_mode" = no ] && continue
-			if ! scenario_up "$s"; then
+			# The original serves one family per process: set up once per family.
+			per_family=no
+			[ "$s" = original ] && per_family=yes
+			if [ $per_family = no ] && ! scenario_up "$s"; then
 				note "round $r: scenario $s could not start; its values are missing from this round"
 				continue
 			fi
 			is_loaded=no
-			[ "$s" = userspace ] || [ "$s" = kernel ] && is_loaded=yes
+			case $s in userspace | kernel | original) is_loaded=yes ;; esac
 			for f in "${fams[@]}"; do
+				if [ $per_family = yes ] && ! scenario_up "$s" "$f"; then
+					note "round $r: scenario $s could not start for IPv$f; its values are missing from this round"
+					continue
+				fi
 				line="round $r/$rounds, $c client(s), IPv$f, $s:"
 				for m in conn bulk udp; do
 					[ $is_loaded = no ] || nfq_read "$tmp/nfq.before"
@@ -501,8 +674,9 @@ for r in $(seq 1 "$rounds"); do
 					settle "$s"
 				done
 				note "$line"
+				[ $per_family = no ] || scenario_down "$s"
 			done
-			scenario_down "$s"
+			[ $per_family = yes ] || scenario_down "$s"
 		done
 	done
 done
@@ -514,10 +688,11 @@ header=(
 	"nproc=$(nproc)"
 	"CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	"loaded build=$build"
+	${original_build:+"original build=$original_build"}
 	"options=--seconds $seconds --rounds $rounds --only $(
 		IFS=,
 		echo "${scenarios[*]}"
-	) --family $families --clients $client_list --connections $connections --tw-buckets $tw_buckets"
+	) --family $families --clients $client_list --connections $connections --tw-buckets $tw_buckets${original:+ --original $original}"
 	"measuring time=${elapsed} s"
 )
 python3 "$lib" report "$results" "${header[@]}" >"$tmp/table.md"

@@ -23,6 +23,7 @@ SCENARIOS = [
     ("dnat", "kernel nftables DNAT"),
     ("userspace", "loaded forward=userspace"),
     ("kernel", "loaded forward=kernel"),
+    ("original", "original loaded (2014)"),
 ]
 METRICS = [("conn", "conn/s"), ("bulk", "bulk TCP Gbit/s"), ("udp", "64-byte UDP pps")]
 
