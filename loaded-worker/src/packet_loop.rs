@@ -4,9 +4,11 @@
 use crate::counters::Counters;
 use crate::datapath::balancer::Balancer;
 use crate::datapath::flow::Vips;
+use crate::datapath::kernel_forward::{self, KernelDecision};
 use crate::datapath::nat::{self, Outcome};
 use crate::prober_link::ProberLink;
 use loaded_proto::channel::{Channel, ChannelError};
+use loaded_proto::forwarding::Forward;
 use loaded_proto::message::Message;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -44,6 +46,8 @@ pub struct PacketLoop {
     /// Backend health from the prober (with -f).
     prober: Option<ProberLink>,
     worker_index: u32,
+    /// Rewrite every packet, or only decide first packets (see `set_forward`).
+    forward: Forward,
 }
 
 impl PacketLoop {
@@ -74,7 +78,14 @@ impl PacketLoop {
             stop: None,
             prober: None,
             worker_index,
+            forward: Forward::Userspace,
         })
+    }
+
+    /// `forward=kernel`: give each queued packet a mark naming its server instead of
+    /// rewriting it (see `datapath::kernel_forward`).
+    pub fn set_forward(&mut self, forward: Forward) {
+        self.forward = forward;
     }
 
     pub fn summary(&self) -> String {
@@ -132,7 +143,11 @@ impl PacketLoop {
                 }
                 Err(e) => return Err(format!("NFQUEUE receive: {e}")),
             };
-            let outcome = nat::rewrite(message.get_payload_mut(), &self.vips, &mut self.balancer);
+            let outcome = if self.forward == Forward::Kernel {
+                self.decide_kernel(&mut message)
+            } else {
+                nat::rewrite(message.get_payload_mut(), &self.vips, &mut self.balancer)
+            };
             message.set_verdict(match outcome {
                 Outcome::Rewritten | Outcome::NotOurs => nfq::Verdict::Accept,
                 Outcome::Drop(_) => nfq::Verdict::Drop,
@@ -151,6 +166,20 @@ impl PacketLoop {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// Kernel mode: a mark and no payload. Only `get_payload` is used, never
+    /// `get_payload_mut`, which would make nfq send the packet back as a payload. A decided
+    /// packet is counted as rewritten: the kernel rewrites it on our word.
+    fn decide_kernel(&mut self, message: &mut nfq::Message) -> Outcome {
+        match kernel_forward::decide(message.get_payload(), &self.vips, &mut self.balancer) {
+            KernelDecision::Mark(mark) => {
+                message.set_nfmark(mark);
+                Outcome::Rewritten
+            }
+            KernelDecision::NotOurs => Outcome::NotOurs,
+            KernelDecision::Drop(reason) => Outcome::Drop(reason),
         }
     }
 
