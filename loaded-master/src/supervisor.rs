@@ -5,12 +5,13 @@
 //! socket (the binding died with the old one). A child that keeps dying stops the whole
 //! balancer rather than flapping forever.
 
+use crate::kernel_mode::KernelForwarding;
 use crate::queues;
 use crate::spawn::{spawn, JailArgs, Role};
 use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
-use loaded_proto::message::Message;
+use loaded_proto::message::{BackendUpdate, Message};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -54,6 +55,8 @@ pub struct Supervisor {
     children: HashMap<Token, Child>,
     next_token: usize,
     restarts: HashMap<String, VecDeque<Instant>>,
+    /// forward=kernel: acts on the prober's backend changes.
+    kernel: Option<KernelForwarding>,
 }
 
 /// The signals the master handles; registered before the master acquires anything, so that
@@ -71,13 +74,14 @@ pub enum Exit {
 }
 
 impl Supervisor {
-    pub fn new(settings: Settings) -> io::Result<Supervisor> {
+    pub fn new(settings: Settings, kernel: Option<KernelForwarding>) -> io::Result<Supervisor> {
         Ok(Supervisor {
             settings,
             poll: Poll::new()?,
             children: HashMap::new(),
             next_token: 1,
             restarts: HashMap::new(),
+            kernel,
         })
     }
 
@@ -256,10 +260,15 @@ impl Supervisor {
                 Err(e) => Err(e.to_string()),
             };
             let verdict = match verdict {
-                Ok(Some(Relink(worker))) => {
+                Ok(Some(Action::Relink(worker))) => {
                     relinks.push(worker);
                     Ok(())
                 }
+                // Userspace mode needs nothing: the workers hear of changes directly.
+                Ok(Some(Action::BackendChange(update))) => match self.kernel.as_mut() {
+                    Some(kernel) => kernel.on_change(update).map_err(|e| e.to_string()),
+                    None => Ok(()),
+                },
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -401,23 +410,29 @@ fn relay_remaining(name: &str, channel: &Channel) {
 }
 
 /// Something a child asked the master to do.
-struct Relink(u32);
+enum Action {
+    /// Make a fresh link between the prober and this worker.
+    Relink(u32),
+    /// The prober saw a backend change (kernel mode acts on it).
+    BackendChange(BackendUpdate),
+}
 
 /// What a worker may say to the master.
-fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Relink>, String> {
+fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Action>, String> {
     match handle_any_child(name, message) {
         None => Ok(None),
         // A worker may only speak of its own link.
-        Some(Message::LinkLost { worker }) if worker == index => Ok(Some(Relink(worker))),
+        Some(Message::LinkLost { worker }) if worker == index => Ok(Some(Action::Relink(worker))),
         Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
 }
 
 /// What the prober may say to the master.
-fn dispatch_prober(name: &str, message: Message) -> Result<Option<Relink>, String> {
+fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, String> {
     match handle_any_child(name, message) {
         None => Ok(None),
-        Some(Message::LinkLost { worker }) => Ok(Some(Relink(worker))),
+        Some(Message::LinkLost { worker }) => Ok(Some(Action::Relink(worker))),
+        Some(Message::BackendChange { update }) => Ok(Some(Action::BackendChange(update))),
         Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
 }
