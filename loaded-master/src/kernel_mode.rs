@@ -157,7 +157,7 @@ impl KernelForwarding {
             mark_of(addr, slot).map(|mark| (mark, conntrack::forget_server(addr, mark)));
         match forgotten {
             Ok((_, Ok(count))) => {
-                log::info!("server {addr} is down: {count} of its connections forgotten")
+                log::info!("{count} connection(s) to {addr} forgotten: it is down")
             }
             Ok((mark, Err(e))) => log::error!(
                 "server {addr} is down, but its connections (mark {mark:#x}) could not be forgotten: {e}"
