@@ -17,6 +17,7 @@ use loaded_proto::message::BackendUpdate;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
 
 const CONNTRACK_MAX: &str = "/proc/sys/net/netfilter/nf_conntrack_max";
 
@@ -27,7 +28,16 @@ pub struct KernelForwarding {
     configured: HashSet<IpAddr>,
     rip4: Option<IpNet>,
     rip6: Option<IpNet>,
+    /// Servers whose connections are forgotten once more at the given time; see
+    /// `SECOND_FLUSH_AFTER`.
+    second_flushes: Vec<(Instant, IpAddr)>,
 }
+
+/// The workers hear of a server going down from the prober directly, at about the time we
+/// do. A connection whose first packet a worker decided in between was given the dead
+/// server and would stay with it (a steady UDP stream never expires); forgetting its
+/// connections once more, after the workers surely know, moves those too.
+const SECOND_FLUSH_AFTER: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub enum KernelModeError {
@@ -82,6 +92,22 @@ impl KernelForwarding {
             configured: config.backends().iter().map(|b| b.addr).collect(),
             rip4: config.rip4,
             rip6: config.rip6,
+            second_flushes: Vec::new(),
+        }
+    }
+
+    /// When `run_due` next has work: the caller's poll timeout.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.second_flushes.iter().map(|(at, _)| *at).min()
+    }
+
+    /// Does the work that is due at `now`.
+    pub fn run_due(&mut self, now: Instant) {
+        let (due, later): (Vec<_>, Vec<_>) =
+            self.second_flushes.iter().partition(|(at, _)| *at <= now);
+        self.second_flushes = later;
+        for (_, addr) in due {
+            self.forget_connections(addr);
         }
     }
 
@@ -124,7 +150,11 @@ impl KernelForwarding {
                 }
                 self.add(backend.addr);
             }
-            BackendUpdate::Down(addr) => self.forget_connections(addr),
+            BackendUpdate::Down(addr) => {
+                self.forget_connections(addr);
+                self.second_flushes
+                    .push((Instant::now() + SECOND_FLUSH_AFTER, addr));
+            }
             // Its old connections were forgotten when it went down; the healthy servers'
             // connections are never touched.
             BackendUpdate::Up(_) => {}
@@ -270,6 +300,28 @@ mod tests {
             Err(UntrustedServer(outsider))
         );
         assert_eq!(forwarding.slots.slot(outsider), None, "never registered");
+    }
+
+    #[test]
+    fn a_down_server_is_forgotten_again_once_the_workers_know() {
+        let mut forwarding = kernel_mode(CONFIG);
+        let start = Instant::now();
+        assert_eq!(forwarding.next_deadline(), None);
+        // Unknown to the master: only logged, but the second pass is still planned.
+        let stranger: IpAddr = "198.19.0.99".parse().unwrap();
+        forwarding.on_change(BackendUpdate::Down(stranger)).unwrap();
+        let due = forwarding.next_deadline().unwrap();
+        assert!(due >= start + SECOND_FLUSH_AFTER);
+        forwarding.run_due(due - Duration::from_millis(1));
+        assert_eq!(forwarding.next_deadline(), Some(due), "not yet");
+        forwarding.run_due(due);
+        assert_eq!(forwarding.next_deadline(), None);
+        forwarding.on_change(BackendUpdate::Up(stranger)).unwrap();
+        assert_eq!(
+            forwarding.next_deadline(),
+            None,
+            "coming back touches nothing"
+        );
     }
 
     #[test]

@@ -197,7 +197,12 @@ impl Supervisor {
         }
         let mut events = Events::with_capacity(64);
         loop {
-            match self.poll.poll(&mut events, None) {
+            let timeout = self
+                .kernel
+                .as_ref()
+                .and_then(KernelForwarding::next_deadline)
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -226,6 +231,9 @@ impl Supervisor {
                 } else {
                     self.drain_channel(event.token());
                 }
+            }
+            if let Some(kernel) = self.kernel.as_mut() {
+                kernel.run_due(Instant::now());
             }
         }
     }

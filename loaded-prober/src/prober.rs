@@ -269,23 +269,23 @@ impl Prober {
                 return;
             }
         };
-        // The master too (kernel mode keeps its nftables map and conntrack in step), for
-        // every change: it gets no snapshot, so first-round changes must reach it as well.
+        self.seq += 1;
+        if self.first_round_done {
+            let message = Message::BackendUpdate {
+                seq: self.seq,
+                update,
+            };
+            let workers: Vec<u32> = self.links.keys().copied().collect();
+            for worker in workers {
+                self.send(worker, &message);
+            }
+        }
+        // (Before the first round ends, the snapshot after it carries the change.)
+        // The master too, after the workers (kernel mode forgets a dead server's
+        // connections, which the workers must then move), for every change: it gets no
+        // snapshot, so first-round changes must reach it as well.
         if let Err(e) = self.master.try_send(&Message::BackendChange { update }) {
             log::warn!("cannot send a backend change to the master: {e}");
-        }
-        self.seq += 1;
-        if !self.first_round_done {
-            // The snapshot after this round carries it.
-            return;
-        }
-        let message = Message::BackendUpdate {
-            seq: self.seq,
-            update,
-        };
-        let workers: Vec<u32> = self.links.keys().copied().collect();
-        for worker in workers {
-            self.send(worker, &message);
         }
     }
 }
