@@ -10,7 +10,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-packages="iproute2 iptables python3 curl procps"
+packages="iproute2 iptables python3 curl procps nftables conntrack"
 missing=""
 for p in $packages; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -3,13 +3,20 @@
 //! Where to look: `master` (setup and run), `supervisor` (the event loop and one dispatch
 //! function per child role), `rules` (iptables), `queues` (NFQUEUE sockets), `queue_drops` (the kernel's drop counters), `spawn`
 //! (fork+exec of the children), `daemon` (daemon mode, pidfile), `syslog_sink` (logging).
+//! Kernel mode (`forward=kernel`): `kernel_mode`, `nft`, `conntrack`, `server_slots`,
+//! `bounded_command`.
 
+mod bounded_command;
 mod cli;
+mod conntrack;
 mod daemon;
+mod kernel_mode;
 mod master;
+mod nft;
 mod queue_drops;
 mod queues;
 mod rules;
+mod server_slots;
 mod spawn;
 mod supervisor;
 mod syslog_sink;

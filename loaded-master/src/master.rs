@@ -6,16 +6,20 @@
 
 use crate::cli::{self, Command, Options};
 use crate::daemon::{self, PidFile, Readiness};
+use crate::kernel_mode::{self, KernelForwarding};
 use crate::queues;
 use crate::rules::{Family, FamilyRules, RuleSet};
+use crate::server_slots::ServerSlots;
 use crate::spawn::{JailArgs, Role};
 use crate::supervisor::{self, Exit, Settings, Supervisor};
 use crate::syslog_sink;
 use loaded_proto::balancing::IpNet;
 use loaded_proto::config::{Config, Rules};
+use loaded_proto::forwarding::Forward;
 use loaded_worker::datapath::flow_table;
 use signal_hook_mio::v1_0::Signals;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -126,11 +130,31 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
     let capacity = u64::from(config.max_flows);
     let flow_table = flow_table::create_region(capacity as usize)
         .map_err(|e| format!("cannot create the shared flow table: {e}"))?;
+    // Slots in config order before any worker runs: kernel mode's marks name them, and
+    // both modes then number the servers alike.
+    let slots =
+        ServerSlots::register_configured(flow_table.as_fd(), capacity as usize, &config.backends())
+            .map_err(|e| e.to_string())?;
+    let kernel = match config.forward {
+        Forward::Kernel => {
+            kernel_mode::warn_if_conntrack_small(config.max_flows);
+            let kernel = KernelForwarding::new(slots, &config);
+            // Before the queue rules: a decided packet must find its map.
+            kernel.install().map_err(|e| e.to_string())?;
+            Some(kernel)
+        }
+        Forward::Userspace => {
+            // A NAT table left by a killed kernel-mode run would confuse the rewrite.
+            kernel_mode::remove_leftover_table();
+            None
+        }
+    };
     let rule_set = rule_set(&config, *cores.start(), *cores.end());
     if config.rules == Rules::Auto {
-        rule_set
-            .install()
-            .map_err(|e| format!("cannot install rules: {e}"))?;
+        if let Err(e) = rule_set.install() {
+            remove_kernel_table(&kernel);
+            return Err(format!("cannot install rules: {e}"));
+        }
     }
     // From here on, every exit path removes the rules.
     let mut readiness = if options.foreground {
@@ -145,6 +169,7 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
                 if config.rules == Rules::Auto {
                     rule_set.remove();
                 }
+                remove_kernel_table(&kernel);
                 return Err(format!("cannot daemonize: {e}"));
             }
         }
@@ -168,11 +193,15 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
             flow_table,
             flow_table_capacity: capacity,
         },
+        kernel,
         queue_sockets,
     );
     if config.rules == Rules::Auto {
         rule_set.remove();
         log::info!("rules removed");
+    }
+    if config.forward == Forward::Kernel {
+        kernel_mode::remove_table();
     }
     if let Err(e) = &result {
         readiness.failed(e);
@@ -185,12 +214,13 @@ fn run_daemon(
     signals: &mut Signals,
     config: &Config,
     settings: Settings,
+    kernel: Option<KernelForwarding>,
     queue_sockets: Vec<(u16, nfq::Queue)>,
 ) -> Result<i32, String> {
     let _pidfile = PidFile::create(&config.pidfile)
         .map_err(|e| format!("cannot write pidfile {}: {e}", config.pidfile.display()))?;
     let failover = config.failover;
-    let mut supervisor = Supervisor::new(settings).map_err(|e| e.to_string())?;
+    let mut supervisor = Supervisor::new(settings, kernel).map_err(|e| e.to_string())?;
     let mut started = Ok(());
     for (index, (core, socket)) in queue_sockets.into_iter().enumerate() {
         let role = Role::Worker {
@@ -208,7 +238,7 @@ fn run_daemon(
     let exit = match started {
         Ok(()) => {
             log::info!(
-                "balancing {} with strategy {} over {} server(s)",
+                "balancing {} with strategy {} over {} server(s), forward={}",
                 [config.vip4.map(IpAddr::from), config.vip6.map(IpAddr::from)]
                     .iter()
                     .flatten()
@@ -216,7 +246,8 @@ fn run_daemon(
                     .collect::<Vec<_>>()
                     .join(" and "),
                 config.strategy,
-                config.backends().len()
+                config.backends().len(),
+                config.forward
             );
             if stop_requested(signals) {
                 log::info!("stopping: asked to while starting");
@@ -275,6 +306,14 @@ fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {
         families,
         first_queue,
         last_queue,
+        forward: config.forward,
+    }
+}
+
+/// On the way out of a failed start.
+fn remove_kernel_table(kernel: &Option<KernelForwarding>) {
+    if kernel.is_some() {
+        kernel_mode::remove_table();
     }
 }
 

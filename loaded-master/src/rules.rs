@@ -9,8 +9,15 @@
 //! No --queue-bypass: with no worker bound, a VIP packet is dropped (the client retransmits)
 //! instead of being answered by the balancer's own stack with a reset, and a server's reply
 //! never leaks out with its real address.
+//!
+//! Kernel mode (`forward=kernel`) queues only connections that carry no loaded mark yet
+//! (`-m connmark ! --mark TAG/MASK`: whatever other bits another program may use, a
+//! connection is ours once its high half is our tag), and has no FORWARD chain: conntrack
+//! translates the replies. Not `ct state NEW`: a one-way UDP flow stays NEW and would be
+//! queued packet by packet.
 
 use loaded_proto::balancing::IpNet;
+use loaded_proto::forwarding::{Forward, MARK_TAG, MARK_TAG_MASK};
 use std::fmt;
 use std::net::IpAddr;
 use std::process::Command;
@@ -51,6 +58,7 @@ pub struct RuleSet {
     pub families: Vec<FamilyRules>,
     pub first_queue: u16,
     pub last_queue: u16,
+    pub forward: Forward,
 }
 
 #[derive(Debug)]
@@ -110,10 +118,11 @@ impl RuleSet {
     /// The commands, in order, that install one family's rules.
     pub fn install_commands(&self, rules: &FamilyRules) -> Vec<Vec<String>> {
         let vip = rules.vip.to_string();
-        let mut commands = vec![
-            args(&["-N", PREROUTING_CHAIN]),
-            args(&["-N", FORWARD_CHAIN]),
-        ];
+        let kernel = self.forward == Forward::Kernel;
+        let mut commands = vec![args(&["-N", PREROUTING_CHAIN])];
+        if !kernel {
+            commands.push(args(&["-N", FORWARD_CHAIN]));
+        }
         if rules.family == Family::V6 {
             for icmp_type in NDP_TYPES {
                 commands.push(args(&[
@@ -131,15 +140,23 @@ impl RuleSet {
             }
         }
         let mut queue_vip = args(&["-A", PREROUTING_CHAIN, "-d", &vip]);
+        if kernel {
+            let ours = format!("{MARK_TAG:#010x}/{MARK_TAG_MASK:#010x}");
+            queue_vip.extend(["-m", "connmark", "!", "--mark", &ours].map(String::from));
+        }
         queue_vip.extend(self.queue_target());
         commands.push(queue_vip);
-        for source in &rules.real_sources {
-            let mut queue_replies = args(&["-A", FORWARD_CHAIN, "-s", &source.to_string()]);
-            queue_replies.extend(self.queue_target());
-            commands.push(queue_replies);
+        if !kernel {
+            for source in &rules.real_sources {
+                let mut queue_replies = args(&["-A", FORWARD_CHAIN, "-s", &source.to_string()]);
+                queue_replies.extend(self.queue_target());
+                commands.push(queue_replies);
+            }
         }
         commands.push(args(&["-I", "PREROUTING", "1", "-j", PREROUTING_CHAIN]));
-        commands.push(args(&["-I", "FORWARD", "1", "-j", FORWARD_CHAIN]));
+        if !kernel {
+            commands.push(args(&["-I", "FORWARD", "1", "-j", FORWARD_CHAIN]));
+        }
         commands
     }
 
@@ -186,6 +203,7 @@ mod tests {
             families: vec![],
             first_queue: 0,
             last_queue: 1,
+            forward: Forward::Userspace,
         };
         let rules = FamilyRules {
             family: Family::V6,
@@ -229,7 +247,39 @@ mod tests {
             families: vec![],
             first_queue: 3,
             last_queue: 3,
+            forward: Forward::Userspace,
         };
         assert_eq!(set.queue_target().join(" "), "-j NFQUEUE --queue-num 3");
+    }
+
+    #[test]
+    fn kernel_mode_queues_only_undecided_connections_and_no_replies() {
+        let set = RuleSet {
+            families: vec![],
+            first_queue: 0,
+            last_queue: 1,
+            forward: Forward::Kernel,
+        };
+        let rules = FamilyRules {
+            family: Family::V4,
+            vip: "198.18.100.1".parse().unwrap(),
+            real_sources: vec![IpNet {
+                addr: "198.19.0.11".parse().unwrap(),
+                prefix_len: 32,
+            }],
+        };
+        let commands: Vec<String> = set
+            .install_commands(&rules)
+            .iter()
+            .map(|c| c.join(" "))
+            .collect();
+        assert_eq!(
+            commands,
+            [
+                "-w -t mangle -N LOADED-PREROUTING",
+                "-w -t mangle -A LOADED-PREROUTING -d 198.18.100.1 -m connmark ! --mark 0x4c440000/0xffff0000 -j NFQUEUE --queue-balance 0:1",
+                "-w -t mangle -I PREROUTING 1 -j LOADED-PREROUTING",
+            ]
+        );
     }
 }

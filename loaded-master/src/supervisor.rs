@@ -5,13 +5,14 @@
 //! socket (the binding died with the old one). A child that keeps dying stops the whole
 //! balancer rather than flapping forever.
 
+use crate::kernel_mode::KernelForwarding;
 use crate::queue_drops::{self, DropWatch};
 use crate::queues;
 use crate::spawn::{spawn, JailArgs, Role};
 use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
-use loaded_proto::message::Message;
+use loaded_proto::message::{BackendUpdate, Message};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -58,6 +59,8 @@ pub struct Supervisor {
     next_token: usize,
     restarts: HashMap<String, VecDeque<Instant>>,
     queue_drops: DropWatch,
+    /// forward=kernel: acts on the prober's backend changes.
+    kernel: Option<KernelForwarding>,
 }
 
 /// The signals the master handles; registered before the master acquires anything, so that
@@ -75,7 +78,7 @@ pub enum Exit {
 }
 
 impl Supervisor {
-    pub fn new(settings: Settings) -> io::Result<Supervisor> {
+    pub fn new(settings: Settings, kernel: Option<KernelForwarding>) -> io::Result<Supervisor> {
         Ok(Supervisor {
             settings,
             poll: Poll::new()?,
@@ -83,6 +86,7 @@ impl Supervisor {
             next_token: 1,
             restarts: HashMap::new(),
             queue_drops: DropWatch::default(),
+            kernel,
         })
     }
 
@@ -205,10 +209,15 @@ impl Supervisor {
                 self.report_queue_drops();
                 next_drop_report = now + DROP_REPORT_INTERVAL;
             }
-            match self.poll.poll(
-                &mut events,
-                Some(next_drop_report.saturating_duration_since(now)),
-            ) {
+            let wake_at = self
+                .kernel
+                .as_ref()
+                .and_then(KernelForwarding::next_deadline)
+                .map_or(next_drop_report, |at| at.min(next_drop_report));
+            match self
+                .poll
+                .poll(&mut events, Some(wake_at.saturating_duration_since(now)))
+            {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -237,6 +246,9 @@ impl Supervisor {
                 } else {
                     self.drain_channel(event.token());
                 }
+            }
+            if let Some(kernel) = self.kernel.as_mut() {
+                kernel.run_due(Instant::now());
             }
         }
     }
@@ -289,10 +301,15 @@ impl Supervisor {
                 Err(e) => Err(e.to_string()),
             };
             let verdict = match verdict {
-                Ok(Some(Relink(worker))) => {
+                Ok(Some(Action::Relink(worker))) => {
                     relinks.push(worker);
                     Ok(())
                 }
+                // Userspace mode needs nothing: the workers hear of changes directly.
+                Ok(Some(Action::BackendChange(update))) => match self.kernel.as_mut() {
+                    Some(kernel) => kernel.on_change(update).map_err(|e| e.to_string()),
+                    None => Ok(()),
+                },
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -434,23 +451,29 @@ fn relay_remaining(name: &str, channel: &Channel) {
 }
 
 /// Something a child asked the master to do.
-struct Relink(u32);
+enum Action {
+    /// Make a fresh link between the prober and this worker.
+    Relink(u32),
+    /// The prober saw a backend change (kernel mode acts on it).
+    BackendChange(BackendUpdate),
+}
 
 /// What a worker may say to the master.
-fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Relink>, String> {
+fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Action>, String> {
     match handle_any_child(name, message) {
         None => Ok(None),
         // A worker may only speak of its own link.
-        Some(Message::LinkLost { worker }) if worker == index => Ok(Some(Relink(worker))),
+        Some(Message::LinkLost { worker }) if worker == index => Ok(Some(Action::Relink(worker))),
         Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
 }
 
 /// What the prober may say to the master.
-fn dispatch_prober(name: &str, message: Message) -> Result<Option<Relink>, String> {
+fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, String> {
     match handle_any_child(name, message) {
         None => Ok(None),
-        Some(Message::LinkLost { worker }) => Ok(Some(Relink(worker))),
+        Some(Message::LinkLost { worker }) => Ok(Some(Action::Relink(worker))),
+        Some(Message::BackendChange { update }) => Ok(Some(Action::BackendChange(update))),
         Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
 }

@@ -1,6 +1,7 @@
 //! End-to-end: failover with the prober (-f): servers that stop are taken out within
 //! rise/fall rounds, come back when they recover, hosts that appear on the servers' network
-//! are added (hotplug), and a check never disturbs the clients of healthy servers.
+//! are added (hotplug), and a check never disturbs the clients of healthy servers. Every
+//! test runs once per forwarding mode (`_userspace`, `_kernel`).
 //!
 //! They need root and fail with the reason without it.
 
@@ -15,8 +16,8 @@ use support::*;
 const FAST_CHECKS: &str = "failover\ncheck_cycle=2\ncheck_timeout=1\nrise=2\nfall=2\n";
 const CONVERGE: u64 = 15;
 
-fn failover_config(net: &TestNet, extra: &str) -> String {
-    base_config(net, &format!("{FAST_CHECKS}stickiness=flow\n{extra}"))
+fn failover_config(net: &TestNet, mode: Mode, extra: &str) -> String {
+    base_config_in(net, mode, &format!("{FAST_CHECKS}stickiness=flow\n{extra}"))
 }
 
 /// The set of backends that answer `count` new flows to each VIP.
@@ -54,12 +55,11 @@ fn wait_for_answers(net: &TestNet, expected: &[&str]) -> BTreeSet<String> {
     last
 }
 
-#[test]
-fn a_stopped_server_is_taken_out_and_comes_back_over_both_families() {
+fn a_stopped_server_is_taken_out_and_comes_back_over_both_families(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
-    let master = Master::start(&net, &failover_config(&net, ""), &[]);
+    let master = Master::start(&net, &failover_config(&net, mode, ""), &[]);
     assert_eq!(answering(&net, 6), names(&["b1", "b2", "b3"]));
 
     net.stop_backend(2);
@@ -85,12 +85,11 @@ fn a_stopped_server_is_taken_out_and_comes_back_over_both_families() {
 }
 
 /// The original dropped every mapping at each check, resetting live connections.
-#[test]
-fn a_keep_alive_connection_to_a_healthy_server_survives_many_checks() {
+fn a_keep_alive_connection_to_a_healthy_server_survives_many_checks(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
-    let master = Master::start(&net, &failover_config(&net, ""), &[]);
+    let master = Master::start(&net, &failover_config(&net, mode, ""), &[]);
     const HOLD: &str = r#"
 import socket, sys, time
 s = socket.create_connection((sys.argv[1], 80), timeout=5)
@@ -123,12 +122,11 @@ print(" ".join(names))
     master.stop(&net);
 }
 
-#[test]
-fn all_servers_down_then_one_back() {
+fn all_servers_down_then_one_back(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
-    let master = Master::start(&net, &failover_config(&net, ""), &[]);
+    let master = Master::start(&net, &failover_config(&net, mode, ""), &[]);
     for n in 1..=3 {
         net.stop_backend(n);
     }
@@ -146,8 +144,7 @@ fn all_servers_down_then_one_back() {
     master.stop(&net);
 }
 
-#[test]
-fn a_new_host_on_the_servers_network_is_added() {
+fn a_new_host_on_the_servers_network_is_added(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default().backends(4));
     net.start_backends();
@@ -155,7 +152,7 @@ fn a_new_host_on_the_servers_network_is_added() {
         "RIP4={BACKEND_NET4}\nRIP6={BACKEND_NET6}\nbroadcast={BACKEND_BROADCAST4}\n\
          broadcast6=ff02::1\nprivate_NIC=br0\n"
     );
-    let master = Master::start(&net, &failover_config(&net, &extra), &[]);
+    let master = Master::start(&net, &failover_config(&net, mode, &extra), &[]);
     assert_eq!(answering(&net, 6), names(&["b1", "b2", "b3"]));
     net.start_backend(4);
     let seen = wait_for_answers(&net, &["b1", "b2", "b3", "b4"]);
@@ -172,12 +169,11 @@ fn a_new_host_on_the_servers_network_is_added() {
     master.stop(&net);
 }
 
-#[test]
-fn a_killed_prober_is_restarted_and_the_state_converges() {
+fn a_killed_prober_is_restarted_and_the_state_converges(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
-    let master = Master::start(&net, &failover_config(&net, ""), &["-U", "nobody"]);
+    let master = Master::start(&net, &failover_config(&net, mode, ""), &["-U", "nobody"]);
     net.stop_backend(1);
     assert_eq!(wait_for_answers(&net, &["b2", "b3"]), names(&["b2", "b3"]));
     let probers = children_named(&net, "loaded-prober");
@@ -203,4 +199,54 @@ fn a_killed_prober_is_restarted_and_the_state_converges() {
     }
     assert_eq!(master.log(&net).matches("prober is ready").count(), 2);
     master.stop(&net);
+}
+
+#[test]
+fn a_stopped_server_is_taken_out_and_comes_back_over_both_families_userspace() {
+    a_stopped_server_is_taken_out_and_comes_back_over_both_families(Mode::Userspace);
+}
+
+#[test]
+fn a_stopped_server_is_taken_out_and_comes_back_over_both_families_kernel() {
+    a_stopped_server_is_taken_out_and_comes_back_over_both_families(Mode::Kernel);
+}
+
+#[test]
+fn a_keep_alive_connection_to_a_healthy_server_survives_many_checks_userspace() {
+    a_keep_alive_connection_to_a_healthy_server_survives_many_checks(Mode::Userspace);
+}
+
+#[test]
+fn a_keep_alive_connection_to_a_healthy_server_survives_many_checks_kernel() {
+    a_keep_alive_connection_to_a_healthy_server_survives_many_checks(Mode::Kernel);
+}
+
+#[test]
+fn all_servers_down_then_one_back_userspace() {
+    all_servers_down_then_one_back(Mode::Userspace);
+}
+
+#[test]
+fn all_servers_down_then_one_back_kernel() {
+    all_servers_down_then_one_back(Mode::Kernel);
+}
+
+#[test]
+fn a_new_host_on_the_servers_network_is_added_userspace() {
+    a_new_host_on_the_servers_network_is_added(Mode::Userspace);
+}
+
+#[test]
+fn a_new_host_on_the_servers_network_is_added_kernel() {
+    a_new_host_on_the_servers_network_is_added(Mode::Kernel);
+}
+
+#[test]
+fn a_killed_prober_is_restarted_and_the_state_converges_userspace() {
+    a_killed_prober_is_restarted_and_the_state_converges(Mode::Userspace);
+}
+
+#[test]
+fn a_killed_prober_is_restarted_and_the_state_converges_kernel() {
+    a_killed_prober_is_restarted_and_the_state_converges(Mode::Kernel);
 }

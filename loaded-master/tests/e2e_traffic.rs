@@ -1,5 +1,6 @@
 //! End-to-end: real traffic through one loaded-master balancing both families at once, in
-//! network namespaces (client - router - balancer - three backends).
+//! network namespaces (client - router - balancer - three backends). Every test runs once
+//! per forwarding mode (`_userspace`, `_kernel`).
 //!
 //! They need root and fail with the reason without it.
 
@@ -17,14 +18,13 @@ fn counts(names: &[String]) -> HashMap<String, u32> {
     counts
 }
 
-#[test]
-fn round_robin_spreads_http_udp_and_ping_over_both_families() {
+fn round_robin_spreads_http_udp_and_ping_over_both_families(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
     let master = Master::start(
         &net,
-        &base_config(&net, "strategy=rr\nstickiness=flow\n"),
+        &base_config_in(&net, mode, "strategy=rr\nstickiness=flow\n"),
         &[],
     );
 
@@ -69,12 +69,11 @@ fn round_robin_spreads_http_udp_and_ping_over_both_families() {
     );
 }
 
-#[test]
-fn client_stickiness_keeps_each_client_on_one_server() {
+fn client_stickiness_keeps_each_client_on_one_server(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
-    let master = Master::start(&net, &base_config(&net, ""), &[]);
+    let master = Master::start(&net, &base_config_in(&net, mode, ""), &[]);
     for vip in [VIP4, VIP6] {
         let answers = backends_answering(&net, &http_url(vip, HTTP_PORT, "/"), 6);
         assert_eq!(answers, vec!["b1"; 6], "one client, one server ({vip})");
@@ -90,15 +89,15 @@ fn client_stickiness_keeps_each_client_on_one_server() {
     master.stop(&net);
 }
 
-#[test]
-fn weighted_spreads_open_connections_by_weight() {
+fn weighted_spreads_open_connections_by_weight(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
     let config = format!(
-        "VIP4={VIP4}\nVIP6={VIP6}\nstrategy=weighted\nstickiness=flow\n\
+        "VIP4={VIP4}\nVIP6={VIP6}\n{}strategy=weighted\nstickiness=flow\n\
          server4={} weight=3\nserver4={} weight=2\nserver4={} weight=1\n\
          server6={} weight=3\nserver6={} weight=2\nserver6={} weight=1\npidfile={}/p.pid\n",
+        mode.config_line(),
         BACKEND4[0],
         BACKEND4[1],
         BACKEND4[2],
@@ -122,14 +121,13 @@ fn weighted_spreads_open_connections_by_weight() {
     master.stop(&net);
 }
 
-#[test]
-fn maglev_uses_every_server() {
+fn maglev_uses_every_server(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
     let master = Master::start(
         &net,
-        &base_config(&net, "strategy=maglev\nstickiness=flow\n"),
+        &base_config_in(&net, mode, "strategy=maglev\nstickiness=flow\n"),
         &[],
     );
     for vip in [VIP4, VIP6] {
@@ -143,15 +141,15 @@ fn maglev_uses_every_server() {
     master.stop(&net);
 }
 
-#[test]
-fn path_mtu_discovery_works_through_the_balancer() {
+fn path_mtu_discovery_works_through_the_balancer(mode: Mode) {
     require_root_and_tools();
     // The router's link to the client has MTU 1300, the client's 1500: the backends' full
     // size segments only get through once the router's "fragmentation needed" / "packet
-    // too big", sent to the VIP, reaches the backend that owns the flow.
+    // too big", sent to the VIP, reaches the backend that owns the flow (in kernel mode
+    // through conntrack: the error is RELATED to the DNATed connection).
     let net = TestNet::up(Options::default().mtu_rtr_client(1300));
     net.start_backends();
-    let master = Master::start(&net, &base_config(&net, ""), &[]);
+    let master = Master::start(&net, &base_config_in(&net, mode, ""), &[]);
     let len = 1_000_000;
     for vip in [VIP4, VIP6] {
         let body = net
@@ -175,4 +173,54 @@ fn path_mtu_discovery_works_through_the_balancer() {
         );
     }
     master.stop(&net);
+}
+
+#[test]
+fn round_robin_spreads_http_udp_and_ping_over_both_families_userspace() {
+    round_robin_spreads_http_udp_and_ping_over_both_families(Mode::Userspace);
+}
+
+#[test]
+fn round_robin_spreads_http_udp_and_ping_over_both_families_kernel() {
+    round_robin_spreads_http_udp_and_ping_over_both_families(Mode::Kernel);
+}
+
+#[test]
+fn client_stickiness_keeps_each_client_on_one_server_userspace() {
+    client_stickiness_keeps_each_client_on_one_server(Mode::Userspace);
+}
+
+#[test]
+fn client_stickiness_keeps_each_client_on_one_server_kernel() {
+    client_stickiness_keeps_each_client_on_one_server(Mode::Kernel);
+}
+
+#[test]
+fn weighted_spreads_open_connections_by_weight_userspace() {
+    weighted_spreads_open_connections_by_weight(Mode::Userspace);
+}
+
+#[test]
+fn weighted_spreads_open_connections_by_weight_kernel() {
+    weighted_spreads_open_connections_by_weight(Mode::Kernel);
+}
+
+#[test]
+fn maglev_uses_every_server_userspace() {
+    maglev_uses_every_server(Mode::Userspace);
+}
+
+#[test]
+fn maglev_uses_every_server_kernel() {
+    maglev_uses_every_server(Mode::Kernel);
+}
+
+#[test]
+fn path_mtu_discovery_works_through_the_balancer_userspace() {
+    path_mtu_discovery_works_through_the_balancer(Mode::Userspace);
+}
+
+#[test]
+fn path_mtu_discovery_works_through_the_balancer_kernel() {
+    path_mtu_discovery_works_through_the_balancer(Mode::Kernel);
 }

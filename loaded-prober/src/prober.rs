@@ -1,7 +1,8 @@
 //! The prober's `run`: jailed with only CAP_NET_RAW, it checks the real servers every
 //! `check_cycle` (see `health`) and streams what changed to every worker over a direct link
 //! that the master set up: a snapshot when a link is new or a worker asks, then numbered
-//! changes. Each change is logged once, with its reason; nothing is logged per check.
+//! changes. Every change also goes to the master (`BackendChange`), which needs it in
+//! kernel mode. Each change is logged once, with its reason; nothing is logged per check.
 
 use crate::health::{Event, HealthChecker};
 use loaded_proto::channel::{Channel, ChannelError};
@@ -269,17 +270,22 @@ impl Prober {
             }
         };
         self.seq += 1;
-        if !self.first_round_done {
-            // The snapshot after this round carries it.
-            return;
+        if self.first_round_done {
+            let message = Message::BackendUpdate {
+                seq: self.seq,
+                update,
+            };
+            let workers: Vec<u32> = self.links.keys().copied().collect();
+            for worker in workers {
+                self.send(worker, &message);
+            }
         }
-        let message = Message::BackendUpdate {
-            seq: self.seq,
-            update,
-        };
-        let workers: Vec<u32> = self.links.keys().copied().collect();
-        for worker in workers {
-            self.send(worker, &message);
+        // (Before the first round ends, the snapshot after it carries the change.)
+        // The master too, after the workers (kernel mode forgets a dead server's
+        // connections, which the workers must then move), for every change: it gets no
+        // snapshot, so first-round changes must reach it as well.
+        if let Err(e) = self.master.try_send(&Message::BackendChange { update }) {
+            log::warn!("cannot send a backend change to the master: {e}");
         }
     }
 }

@@ -385,6 +385,15 @@ mod tests {
                 seq: 43,
                 update: BackendUpdate::Down("fd00:19::12".parse().unwrap()),
             },
+            Message::BackendChange {
+                update: BackendUpdate::Added(crate::balancing::Backend {
+                    addr: "198.19.0.14".parse().unwrap(),
+                    weight: 1,
+                }),
+            },
+            Message::BackendChange {
+                update: BackendUpdate::Up("198.19.0.12".parse().unwrap()),
+            },
             Message::SnapshotRequest,
             Message::LinkLost { worker: 1 },
         ];

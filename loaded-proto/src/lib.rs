@@ -7,6 +7,7 @@ pub mod channel;
 pub mod child;
 pub mod child_args;
 pub mod config;
+pub mod forwarding;
 pub mod jail;
 pub mod message;
 pub mod random;

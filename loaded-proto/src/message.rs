@@ -45,6 +45,13 @@ pub enum Message {
     /// prober -> worker: one change; `seq` is the previous one's plus one, so a worker can
     /// tell it missed one.
     BackendUpdate { seq: u64, update: BackendUpdate },
+    /// prober -> master: the same change, unnumbered, sent for every change including those
+    /// of the first round (which reach the workers inside a snapshot instead). The master
+    /// needs it in kernel mode: a hot-plugged server gets a directory slot and an entry in
+    /// the nftables map, a server that goes down loses its conntrack entries. The master
+    /// checks every address against the config: an `Added` outside RIP4/RIP6 ends the
+    /// prober's channel.
+    BackendChange { update: BackendUpdate },
     /// worker -> prober: send a snapshot (the worker saw a gap in the sequence).
     SnapshotRequest,
     /// worker -> master, prober -> master: the link between the prober and worker `worker`
@@ -96,6 +103,7 @@ impl Message {
             Message::ProberLink { .. } => "ProberLink",
             Message::BackendSnapshot { .. } => "BackendSnapshot",
             Message::BackendUpdate { .. } => "BackendUpdate",
+            Message::BackendChange { .. } => "BackendChange",
             Message::SnapshotRequest => "SnapshotRequest",
             Message::LinkLost { .. } => "LinkLost",
         }

@@ -6,10 +6,12 @@
 use crate::counters::Counters;
 use crate::datapath::balancer::Balancer;
 use crate::datapath::flow::Vips;
+use crate::datapath::kernel_forward::{self, KernelDecision};
 use crate::datapath::nat::{self, Outcome};
 use crate::nfqueue::{BurstSummary, Decision, QueueError, QueueSocket, QueuedPacket, BURST};
 use crate::prober_link::ProberLink;
 use loaded_proto::channel::{Channel, ChannelError};
+use loaded_proto::forwarding::Forward;
 use loaded_proto::message::Message;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -71,6 +73,8 @@ pub struct PacketLoop {
     /// Backend health from the prober (with -f).
     prober: Option<ProberLink>,
     worker_index: u32,
+    /// Rewrite every packet, or only decide first packets (see `set_forward`).
+    forward: Forward,
 }
 
 impl PacketLoop {
@@ -101,7 +105,14 @@ impl PacketLoop {
             stop: None,
             prober: None,
             worker_index,
+            forward: Forward::Userspace,
         })
+    }
+
+    /// `forward=kernel`: give each queued packet a mark naming its server instead of
+    /// rewriting it (see `datapath::kernel_forward`).
+    pub fn set_forward(&mut self, forward: Forward) {
+        self.forward = forward;
     }
 
     pub fn summary(&self) -> String {
@@ -173,13 +184,20 @@ impl PacketLoop {
         let vips = &self.vips;
         let balancer = &mut self.balancer;
         let counters = &mut self.counters;
+        let forward = self.forward;
         let summary = self
             .queue
             .serve_burst(|packet, queued| {
-                let outcome = rewrite(packet, queued, vips, balancer);
+                let (outcome, decision) = match forward {
+                    Forward::Userspace => {
+                        let outcome = rewrite(packet, queued, vips, balancer);
+                        counters.count_offload(queued, outcome);
+                        (outcome, userspace_decision(outcome))
+                    }
+                    Forward::Kernel => kernel_decision(packet, vips, balancer),
+                };
                 counters.count(&outcome);
-                counters.count_offload(queued, outcome);
-                decision(outcome)
+                decision
             })
             .map_err(LoopError::Queue)?;
         self.counters.count_burst(&summary);
@@ -291,7 +309,23 @@ fn rewrite(
     outcome
 }
 
-fn decision(outcome: Outcome) -> Decision {
+/// Kernel mode: a mark naming the server and no payload; the kernel rewrites the packet
+/// (and the rest of the connection) on our word. A decided packet is counted as rewritten.
+fn kernel_decision(packet: &[u8], vips: &Vips, balancer: &mut Balancer) -> (Outcome, Decision) {
+    match kernel_forward::decide(packet, vips, balancer) {
+        KernelDecision::Mark(mark) => (
+            Outcome::Rewritten,
+            Decision {
+                mark: Some(mark),
+                ..Decision::ACCEPT
+            },
+        ),
+        KernelDecision::NotOurs => (Outcome::NotOurs, Decision::ACCEPT),
+        KernelDecision::Drop(reason) => (Outcome::Drop(reason), Decision::DROP),
+    }
+}
+
+fn userspace_decision(outcome: Outcome) -> Decision {
     match outcome {
         Outcome::Rewritten => Decision {
             rewritten: true,

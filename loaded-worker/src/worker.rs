@@ -56,7 +56,7 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    log::info!("serving NFQUEUE {queue}");
+    log::info!("serving NFQUEUE {queue} (forward={})", config.forward);
     match packet_loop.run() {
         Ok(Stop::Shutdown) => {
             log::info!("stopping: {}", packet_loop.summary());
@@ -100,5 +100,8 @@ fn build(
     channel
         .send(&Message::Ready)
         .map_err(|e| format!("cannot report ready: {e}"))?;
-    PacketLoop::new(queue, channel, balancer, vips, worker).map_err(|e| e.to_string())
+    let mut packet_loop =
+        PacketLoop::new(queue, channel, balancer, vips, worker).map_err(|e| e.to_string())?;
+    packet_loop.set_forward(config.forward);
+    Ok(packet_loop)
 }

@@ -7,9 +7,33 @@ pub fn master_binary() -> &'static str {
     env!("CARGO_BIN_EXE_loaded-master")
 }
 
+/// How the balancer under test forwards (`forward=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The workers rewrite every packet.
+    Userspace,
+    /// The workers mark first packets; nftables and conntrack forward.
+    Kernel,
+}
+
+impl Mode {
+    /// The config line that selects the mode.
+    pub fn config_line(self) -> &'static str {
+        match self {
+            Mode::Userspace => "forward=userspace\n",
+            Mode::Kernel => "forward=kernel\n",
+        }
+    }
+}
+
 /// A config for the standard topology: both VIPs, the three backends of each family.
 pub fn base_config(net: &TestNet, extra: &str) -> String {
-    let mut config = format!("VIP4={VIP4}\nVIP6={VIP6}\n");
+    base_config_in(net, Mode::Userspace, extra)
+}
+
+/// `base_config` in the given forwarding mode.
+pub fn base_config_in(net: &TestNet, mode: Mode, extra: &str) -> String {
+    let mut config = format!("VIP4={VIP4}\nVIP6={VIP6}\n{}", mode.config_line());
     for server in &BACKEND4[..3] {
         config.push_str(&format!("server4={server}\n"));
     }
@@ -44,7 +68,27 @@ impl Master {
         let pid = net.spawn(Host::Balancer, &command);
         let master = Master { pid, config };
         master.wait_ready(net);
+        master.assert_mode(net, config_text);
         master
+    }
+
+    /// The mode the config asks for is the one running: the workers say so, and only
+    /// kernel mode has the nftables table (so a test of one mode cannot pass in the other).
+    fn assert_mode(&self, net: &TestNet, config_text: &str) {
+        let kernel = config_text.lines().any(|l| l.trim() == "forward=kernel");
+        let log = self.log(net);
+        let said = if kernel {
+            "(forward=kernel)"
+        } else {
+            "(forward=userspace)"
+        };
+        assert!(log.contains(said), "workers did not say {said}:\n{log}");
+        let ruleset = nft_ruleset(net);
+        assert_eq!(
+            ruleset.contains("table inet loaded"),
+            kernel,
+            "nftables ruleset in lb:\n{ruleset}"
+        );
     }
 
     pub fn wait_ready(&self, net: &TestNet) {
@@ -88,6 +132,11 @@ pub fn mangle_rules(net: &TestNet) -> String {
     let mut rules = net.exec_ok(Host::Balancer, &["iptables-save", "-t", "mangle"]);
     rules.push_str(&net.exec_ok(Host::Balancer, &["ip6tables-save", "-t", "mangle"]));
     rules
+}
+
+/// `nft list ruleset` of the balancer namespace.
+pub fn nft_ruleset(net: &TestNet) -> String {
+    net.exec_ok(Host::Balancer, &["nft", "list", "ruleset"])
 }
 
 /// Asks `url` `count` times from the client and returns the backend names in order.

@@ -19,8 +19,9 @@
 //! Nothing here needs the balancer's binaries: the tests start the balancer themselves
 //! (e.g. `net.spawn(Host::Balancer, &[master, "-D", "-c", config])`).
 //!
-//! The tests need root and `ip`, `iptables`, `ip6tables`, `python3` and `curl`; without
-//! them they fail (not skip) with the reason, see `require_root_and_tools`.
+//! The tests need root and `ip`, `iptables`, `ip6tables`, `python3`, `curl`, `nft` and
+//! `conntrack` (kernel mode); without them they fail (not skip) with the reason, see
+//! `require_root_and_tools`.
 
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
@@ -81,7 +82,15 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How long a backend service gets to print "ready".
 const BACKEND_READY_TIMEOUT: Duration = Duration::from_secs(15);
 
-const NEEDED_TOOLS: [&str; 5] = ["ip", "iptables", "ip6tables", "python3", "curl"];
+const NEEDED_TOOLS: [&str; 7] = [
+    "ip",
+    "iptables",
+    "ip6tables",
+    "python3",
+    "curl",
+    "nft",
+    "conntrack",
+];
 
 /// Backend n's IPv4 address (n from 1 to `MAX_BACKENDS`).
 pub fn backend4(n: u8) -> String {
@@ -164,7 +173,7 @@ fn on_path(tool: &str) -> bool {
 pub fn require_root_and_tools() {
     let tools = NEEDED_TOOLS.join(", ");
     let fix = "run it as root, see README (tests/run-all.sh installs the tools: \
-               apt-get install -y iproute2 iptables python3 curl procps)";
+               apt-get install -y iproute2 iptables python3 curl procps nftables conntrack)";
     if effective_uid() != Some(0) {
         panic!(
             "this end-to-end test needs root and {tools}: {fix}; \

@@ -1,6 +1,7 @@
 //! The settings in effect, as every process of loaded sees them.
 
 use crate::balancing::{Backend, IpNet, Stickiness, Strategy};
+use crate::forwarding::Forward;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -73,6 +74,9 @@ pub struct Config {
     /// Unset means the last online core.
     pub last_core: Option<u16>,
     pub rules: Rules,
+    /// Who rewrites the balanced packets: the workers, or nftables with the workers'
+    /// decision (kernel mode).
+    pub forward: Forward,
     pub port_alive: u16,
     pub check_cycle: Duration,
     pub check_timeout: Duration,
@@ -110,6 +114,7 @@ impl Default for Config {
             first_core: None,
             last_core: None,
             rules: Rules::Auto,
+            forward: Forward::Userspace,
             port_alive: DEFAULT_PORT_ALIVE,
             check_cycle: DEFAULT_CHECK_CYCLE,
             check_timeout: DEFAULT_CHECK_TIMEOUT,
@@ -203,6 +208,7 @@ impl fmt::Display for Config {
         write_core(f, "FIRST_CORE", self.first_core, "the first online core")?;
         write_core(f, "LAST_CORE", self.last_core, "the last online core")?;
         writeln!(f, "rules={}", self.rules)?;
+        writeln!(f, "forward={}", self.forward)?;
         writeln!(f, "port_alive={}", self.port_alive)?;
         writeln!(f, "check_cycle={}", self.check_cycle.as_secs())?;
         writeln!(f, "check_timeout={}", self.check_timeout.as_secs())?;
@@ -365,6 +371,7 @@ mod tests {
             "nfq_len=8192",
             "# FIRST_CORE not set: the first online core",
             "rules=auto",
+            "forward=userspace",
             "port_alive=80",
             "check_cycle=30",
             "check_timeout=2",

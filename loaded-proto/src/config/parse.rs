@@ -8,6 +8,7 @@ use super::model::{Config, Rules};
 use super::suggest::did_you_mean;
 use super::values;
 use crate::balancing::{Stickiness, Strategy};
+use crate::forwarding::Forward;
 use std::collections::{HashMap, HashSet};
 
 /// Where each setting was made.
@@ -181,6 +182,16 @@ fn apply(config: &mut Config, key: Key, value: &str) -> Result<(), String> {
                 name,
                 value,
                 &[("auto", Rules::Auto), ("manual", Rules::Manual)],
+            )?
+        }
+        Key::Forward => {
+            config.forward = values::choice(
+                name,
+                value,
+                &[
+                    ("userspace", Forward::Userspace),
+                    ("kernel", Forward::Kernel),
+                ],
             )?
         }
         Key::PortAlive => config.port_alive = values::number(name, value, keys::PORT_RANGE)?,

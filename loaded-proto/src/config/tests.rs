@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::balancing::{Backend, IpNet, Stickiness, Strategy};
+use crate::forwarding::Forward;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -161,6 +162,7 @@ fn defaults_when_only_the_essentials_are_set() {
     assert_eq!(config.max_flows, 1_048_576);
     assert_eq!(config.flow_timeout, Duration::from_secs(300));
     assert_eq!(config.rules, Rules::Auto);
+    assert_eq!(config.forward, Forward::Userspace);
     assert_eq!(config.pidfile, PathBuf::from("/run/loaded.pid"));
     assert_eq!(config.chroot, PathBuf::from("/var/run/empty"));
     assert_eq!(config.user, "nobody");
@@ -370,6 +372,7 @@ fn values_out_of_range_name_the_line_and_the_range() {
         ("strategy=lc", "strategy must be one of rr, weighted, maglev, not 'lc'"),
         ("stickiness=flows", "stickiness must be one of client, flow, not 'flows' (did you mean 'flow'?)"),
         ("rules=automatic", "rules must be one of auto, manual, not 'automatic'"),
+        ("forward=kernal", "forward must be one of userspace, kernel, not 'kernal' (did you mean 'kernel'?)"),
         ("broadcast=ff02::1", "broadcast must be an IPv4 address, not the IPv6 address 'ff02::1' (use broadcast6 for IPv6)"),
         ("pidfile=loaded.pid", "pidfile must be an absolute path, not 'loaded.pid'"),
         ("RIP4=198.19.0.0/40", "the prefix length of RIP4 must be a whole number from 0 to 32, not '40'"),
@@ -609,4 +612,43 @@ mod never_panics {
         ];
         (key, " ?= ?", value).prop_map(|(key, equals, value)| format!("{key}{equals}{value}"))
     }
+}
+
+#[test]
+fn forward_selects_the_mode() {
+    assert_eq!(
+        parse(&format!("{MINIMAL}forward=kernel\n")).forward,
+        Forward::Kernel
+    );
+    assert_eq!(
+        parse(&format!("{MINIMAL}forward = userspace # the default\n")).forward,
+        Forward::Userspace
+    );
+    assert_eq!(
+        errors(&format!("{MINIMAL}forward=kernel\nforward=userspace\n")),
+        ["test.conf:4: forward is already set on line 3"]
+    );
+}
+
+#[test]
+fn kernel_mode_needs_the_masters_own_rules() {
+    assert_eq!(
+        errors(&format!("{MINIMAL}rules=manual\nforward=kernel\n")),
+        [
+            "test.conf:4: forward=kernel needs rules=auto, not rules=manual (line 3): \
+          the master owns the nftables map that names the servers"
+        ]
+    );
+    let script = "#!/bin/sh\nVIP4=198.18.0.10\nserver4=198.19.0.1\nforward=kernel\n";
+    assert_eq!(
+        errors(script),
+        [
+            "test.conf:4: forward=kernel needs rules=auto, not rules=manual (the default of \
+          the original's scripts): the master owns the nftables map that names the servers"
+        ]
+    );
+    assert_eq!(
+        parse(&format!("{script}rules=auto\n")).forward,
+        Forward::Kernel
+    );
 }

@@ -2,9 +2,10 @@
 
 use super::error::ConfigError;
 use super::keys::Key;
-use super::model::Config;
+use super::model::{Config, Rules};
 use super::parse::SourceLines;
 use crate::balancing::{Backend, IpNet};
+use crate::forwarding::Forward;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -30,6 +31,7 @@ pub fn check(config: &Config, lines: &SourceLines, file: &str) -> Vec<ConfigErro
     check_cores(config, lines, &mut report);
     check_timing(config, lines, &mut report);
     check_discovery(config, lines, &mut report);
+    check_forwarding(config, lines, &mut report);
     errors
 }
 
@@ -187,6 +189,28 @@ fn check_discovery(
         report(
             lines.line_of(Key::Broadcast6),
             format!("broadcast6 {broadcast6} is link-local, so private_NIC must name the interface to send it on"),
+        );
+    }
+}
+
+/// Kernel mode lives on rules the master keeps in step with the servers (the nftables map
+/// grows with every hot-plugged server), so an admin's own rules cannot stand in for them.
+fn check_forwarding(
+    config: &Config,
+    lines: &SourceLines,
+    report: &mut impl FnMut(Option<usize>, String),
+) {
+    if config.forward == Forward::Kernel && config.rules == Rules::Manual {
+        let rules_line = lines
+            .line_of(Key::Rules)
+            .map(|line| format!(" (line {line})"))
+            .unwrap_or_else(|| " (the default of the original's scripts)".to_owned());
+        report(
+            lines.line_of(Key::Forward),
+            format!(
+                "forward=kernel needs rules=auto, not rules=manual{rules_line}: \
+                 the master owns the nftables map that names the servers"
+            ),
         );
     }
 }

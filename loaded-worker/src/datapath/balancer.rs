@@ -132,7 +132,19 @@ impl Balancer {
         }))
     }
 
+    /// The flow's backend with its directory slot (what kernel mode marks packets with):
+    /// the existing mapping, refreshed, or a fresh pick, exactly as `backend_for`. The slot
+    /// comes from the shared table, so it is right even for a backend this worker has not
+    /// heard of yet (hot-plugged, another worker mapped the flow first).
+    pub fn backend_slot_for(&mut self, key: &FlowKey) -> Option<BackendSlot> {
+        self.slot_at(key, monotonic_seconds())
+    }
+
     fn backend_at(&mut self, flow: &FlowKey, now: u32) -> Option<IpAddr> {
+        self.slot_at(flow, now).map(|mapped| mapped.addr)
+    }
+
+    fn slot_at(&mut self, flow: &FlowKey, now: u32) -> Option<BackendSlot> {
         let key = TableKey::new(flow, self.stickiness);
         let key_hash = self.table.hash(&key);
         // A bucket locked by a live worker for longer than we wait: drop the packet rather
@@ -143,7 +155,7 @@ impl Balancer {
             let current = bucket.mapping(way);
             if !is_down(&self.backends, current) {
                 bucket.touch(way);
-                return Some(current.addr);
+                return Some(current);
             }
         }
         let picked = pick(
@@ -163,7 +175,7 @@ impl Balancer {
                 bucket.insert(&key, fresh);
             }
         }
-        Some(fresh.addr)
+        Some(fresh)
     }
 
     fn existing_backend_at(&self, flow: &FlowKey, now: u32) -> Option<IpAddr> {

@@ -7,6 +7,7 @@
 pub mod balancer;
 pub mod flow;
 pub mod flow_table;
+pub mod kernel_forward;
 pub mod nat;
 pub mod scheduler;
 pub mod wire;

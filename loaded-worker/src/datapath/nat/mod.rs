@@ -13,7 +13,7 @@ mod patch;
 mod transport;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::net::IpAddr;
 
@@ -21,6 +21,7 @@ pub use self::offload::complete_transport_checksum;
 
 use self::datagram::{Extent, Family, IpHeader};
 use super::flow::{BackendSelector, Vips};
+pub use inbound::ToVip;
 
 /// What to do with a queued packet after [`rewrite`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +73,19 @@ pub fn rewrite(packet: &mut [u8], vips: &Vips, selector: &mut impl BackendSelect
         Ok(outcome) => outcome,
         Err(reason) => Outcome::Drop(reason),
     }
+}
+
+/// Where a queued packet is going, for the kernel-assisted mode, which decides but never
+/// rewrites: `Ok(None)` for a packet not addressed to a VIP. Uses the same parsing and
+/// validation as [`rewrite`], so both modes accept and refuse the same packets.
+pub fn classify_to_vip(packet: &[u8], vips: &Vips) -> Result<Option<ToVip>, DropReason> {
+    let malformed = |_| DropReason::Malformed;
+    let header = IpHeader::parse(packet, 0, Extent::Whole).map_err(malformed)?;
+    if !vips.contains(header.dst) {
+        return Ok(None);
+    }
+    let datagram = header.locate_transport(packet).map_err(malformed)?;
+    inbound::classify_to_vip(packet, &datagram).map(Some)
 }
 
 fn decide_and_rewrite(

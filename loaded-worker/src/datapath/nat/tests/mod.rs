@@ -3,7 +3,7 @@
 
 mod builder;
 mod decisions;
-pub(super) mod golden;
+pub(crate) mod golden;
 mod golden_rewrites;
 mod malformed;
 mod properties;
