@@ -316,8 +316,9 @@ done
 
 workers=$(getconf _NPROCESSORS_ONLN)
 
-# Writes loaded's config for forward mode $1.
-loaded_conf() {
+# The VIPs, the three servers of each family and round robin: the part of the config that
+# loaded and the original read alike.
+balanced_servers_conf() {
 	cat <<EOF
 VIP4=198.18.100.1
 VIP6=fd00:100::1
@@ -328,6 +329,13 @@ server6=fd00:19::11
 server6=fd00:19::12
 server6=fd00:19::13
 strategy=rr
+EOF
+}
+
+# Writes loaded's config for forward mode $1.
+loaded_conf() {
+	cat <<EOF
+$(balanced_servers_conf)
 pidfile=$tmp/loaded.pid
 forward=$1
 EOF
@@ -378,15 +386,7 @@ original_queues=$(grep -c processor /proc/cpuinfo || true)
 
 original_conf() {
 	cat <<EOF
-VIP4=198.18.100.1
-VIP6=fd00:100::1
-server4=198.19.0.11
-server4=198.19.0.12
-server4=198.19.0.13
-server6=fd00:19::11
-server6=fd00:19::12
-server6=fd00:19::13
-strategy=rr
+$(balanced_servers_conf)
 nfq_len=1000000
 FIRST_CORE=0
 LAST_CORE=$((original_queues - 1))

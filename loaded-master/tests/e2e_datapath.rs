@@ -250,6 +250,22 @@ for i in range(count):
         pass
 "#;
 
+/// Starts TIMED_FLOOD_PY from the client to the IPv4 VIP for at most `seconds`; its pid.
+fn spawn_flood(net: &TestNet, seconds: u32) -> u32 {
+    net.spawn(
+        Host::Client,
+        &[
+            "python3",
+            "-c",
+            TIMED_FLOOD_PY,
+            VIP4,
+            "7000",
+            "50000000",
+            &seconds.to_string(),
+        ],
+    )
+}
+
 /// Fast checks as in e2e_failover: a state changes within fall * cycle + timeout = 5 s.
 const FAST_CHECKS: &str =
     "failover\ncheck_cycle=2\ncheck_timeout=1\nrise=2\nfall=2\nstickiness=flow\n";
@@ -275,19 +291,7 @@ fn health_changes_and_a_stop_are_served_during_a_flood() {
     // The flood goes to ports nothing listens on: each datagram is answered by an ICMP
     // error from a server, which the workers rewrite too.
     let (delivered_before, _) = delivered_and_lost(&net.nfqueues());
-    let flood_secs = 40;
-    let flood = net.spawn(
-        Host::Client,
-        &[
-            "python3",
-            "-c",
-            TIMED_FLOOD_PY,
-            VIP4,
-            "7000",
-            "50000000",
-            &flood_secs.to_string(),
-        ],
-    );
+    let flood = spawn_flood(&net, 40);
     std::thread::sleep(secs(2));
 
     net.stop_backend(2);
@@ -344,18 +348,7 @@ fn a_flapping_link_under_load_ends_no_worker() {
         pids.sort();
         pids
     };
-    let flood = net.spawn(
-        Host::Client,
-        &[
-            "python3",
-            "-c",
-            TIMED_FLOOD_PY,
-            VIP4,
-            "7000",
-            "50000000",
-            "30",
-        ],
-    );
+    let flood = spawn_flood(&net, 30);
     std::thread::sleep(secs(1));
     // l0 faces the router: every queued packet (to the VIP, and replies leaving) has it as
     // input or output device. Its IPv6 address must survive the flaps (the default is to
