@@ -15,8 +15,7 @@ pub struct Totals {
     pub rewritten: u64,
     pub not_ours: u64,
     pub dropped: [u64; DropReason::ALL.len()],
-    /// Verdicts the kernel refused (a packet it had dropped already) or that could not be
-    /// sent.
+    /// Verdicts the kernel refused (a packet it had dropped already).
     pub verdict_errors: u64,
     /// Times the kernel could not deliver to our socket (receive buffer full).
     pub receive_overruns: u64,
@@ -64,7 +63,7 @@ fn reason_index(reason: DropReason) -> usize {
 impl Counters {
     /// What the queue socket saw besides the packets (each counted by `count`).
     pub fn count_burst(&mut self, summary: &BurstSummary) {
-        self.totals.verdict_errors += summary.verdicts_refused + summary.verdicts_unsent;
+        self.totals.verdict_errors += summary.verdicts_refused;
         self.totals.receive_overruns += summary.overruns;
         self.totals.unreadable += summary.unreadable;
     }

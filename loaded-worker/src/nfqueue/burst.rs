@@ -94,6 +94,14 @@ impl Burst {
         (&self.buffers[i][..len], self.truncated[i])
     }
 
+    /// Puts `bytes` in buffer `i` as if received.
+    #[cfg(test)]
+    pub fn fill_for_test(&mut self, i: usize, bytes: &[u8]) {
+        self.buffers[i][..bytes.len()].copy_from_slice(bytes);
+        self.lengths[i] = bytes.len();
+        self.count = self.count.max(i + 1);
+    }
+
     pub fn datagram_mut(&mut self, i: usize) -> &mut [u8] {
         let len = self.lengths[i].min(DATAGRAM_BUFFER_LEN);
         &mut self.buffers[i][..len]

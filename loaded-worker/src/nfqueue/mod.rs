@@ -53,8 +53,6 @@ pub struct BurstSummary {
     /// Verdicts the kernel refused (ENOENT: it dropped the packet already, e.g. because an
     /// interface went down while we held it).
     pub verdicts_refused: u64,
-    /// Verdicts that could not be sent.
-    pub verdicts_unsent: u64,
     /// Datagrams we could not read as netlink messages (dropped when an id was readable).
     pub unreadable: u64,
     /// Times the kernel could not deliver to us because our receive buffer was full.
@@ -67,6 +65,14 @@ pub enum QueueError {
     /// The kernel refuses our verdicts with EPERM: the worker lacks CAP_NET_ADMIN, and every
     /// packet would stay queued.
     VerdictsNotPermitted,
+    /// Verdicts could not be sent, even after retries. Their packets would stay queued for
+    /// as long as the socket lives (the kernel never times them out), so the socket must
+    /// go: the kernel drops them when it closes, and the master binds a fresh one for the
+    /// worker it restarts.
+    VerdictsUnsent {
+        count: usize,
+        error: io::Error,
+    },
 }
 
 impl fmt::Display for QueueError {
@@ -76,6 +82,11 @@ impl fmt::Display for QueueError {
             QueueError::VerdictsNotPermitted => write!(
                 f,
                 "the kernel refuses our verdicts (EPERM): CAP_NET_ADMIN missing?"
+            ),
+            QueueError::VerdictsUnsent { count, error } => write!(
+                f,
+                "cannot send {count} verdicts ({error}): ending the queue so that the kernel \
+                 drops their packets"
             ),
         }
     }
@@ -179,11 +190,13 @@ impl QueueSocket {
             }
             self.scratch = packets;
         }
-        let before = self.verdicts.send_failures;
-        // A failed send is counted; the packets stay queued (the kernel never times them
-        // out) until the socket is replaced, which a restart of the worker does.
-        let _ = self.verdicts.send(self.socket.as_fd(), &self.burst);
-        summary.verdicts_unsent = self.verdicts.send_failures - before;
+        let pending = self.verdicts.len();
+        if let Err(error) = self.verdicts.send(self.socket.as_fd(), &self.burst) {
+            return Err(QueueError::VerdictsUnsent {
+                count: pending,
+                error,
+            });
+        }
         if not_permitted {
             return Err(QueueError::VerdictsNotPermitted);
         }
