@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of loaded: installs the system packages the tests need, checks formatting
-# and lints, builds, then runs the unit, property and end-to-end tests.
+# and lints, builds, then runs the unit, property and end-to-end tests and a short run of
+# every fuzz target.
 # The end-to-end tests need root: they create (and always delete) network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +26,9 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace
 cargo test --workspace -- --test-threads=2
+
+# A short bounded run of every fuzz target from the committed seeds (fuzz/README: longer
+# runs). cargo-fuzz needs the nightly toolchain.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+(cd fuzz && cargo +nightly fmt -- --check)
+fuzz/run.sh 15
