@@ -161,6 +161,7 @@ impl IpHeader {
                 transport: self.payload.clone(),
                 fragment: self.fragment,
                 routing_segments_left: 0,
+                authenticated: false,
                 header: self,
             }),
             Family::V6 => {
@@ -176,6 +177,7 @@ impl IpHeader {
                     transport: self.payload.start + upper.offset..self.payload.end,
                     fragment,
                     routing_segments_left: upper.routing_segments_left,
+                    authenticated: upper.authenticated,
                     header: self,
                 })
             }
@@ -195,6 +197,8 @@ pub(super) struct Datagram {
     /// Non-zero: the IPv6 destination is a waypoint of a routing header, not the address
     /// the transport checksum covers.
     pub(super) routing_segments_left: u8,
+    /// IPv6 AH covers the addresses: a rewritten packet would fail its check.
+    pub(super) authenticated: bool,
 }
 
 impl Datagram {

@@ -24,6 +24,11 @@ pub(super) fn classify_to_vip(packet: &[u8], datagram: &Datagram) -> Result<ToVi
         // which translating the VIP would not account for.
         return Err(DropReason::UnsupportedProtocol);
     }
+    if datagram.authenticated {
+        // AH's integrity check covers the destination address: the server would discard
+        // the rewritten packet, so it is dropped here, as documented.
+        return Err(DropReason::UnsupportedProtocol);
+    }
     let (client_port, vip_port) = match classify(packet, datagram)? {
         Transport::Ports { src, dst } => (src, dst),
         Transport::EchoRequest { identifier } => (identifier, 0),

@@ -162,6 +162,8 @@ pub struct UpperLayer {
     /// Segments left in a routing header. Non-zero: the destination address is a waypoint
     /// and not the one the upper-layer checksum covers.
     pub routing_segments_left: u8,
+    /// An authentication header was walked past: its integrity check covers the addresses.
+    pub authenticated: bool,
 }
 
 /// Follows the extension headers in `payload` (the bytes after the fixed header), of which
@@ -175,6 +177,7 @@ pub fn walk_extension_headers(next_header: u8, payload: &[u8]) -> Result<UpperLa
         offset: 0,
         fragment: None,
         routing_segments_left: 0,
+        authenticated: false,
     };
     for index in 0..=MAX_EXTENSION_HEADERS {
         let header = &payload[walked.offset.min(payload.len())..];
@@ -203,6 +206,7 @@ pub fn walk_extension_headers(next_header: u8, payload: &[u8]) -> Result<UpperLa
         walked.protocol = header[extension_field::NEXT_HEADER];
         walked.offset += len;
         match kind {
+            protocol::AH => walked.authenticated = true,
             protocol::ROUTING => {
                 walked.routing_segments_left = header[extension_field::ROUTING_SEGMENTS_LEFT];
             }
@@ -274,6 +278,7 @@ mod tests {
                     more: true
                 }),
                 routing_segments_left: 0,
+                authenticated: false,
             })
         );
     }
@@ -355,6 +360,7 @@ mod tests {
                 offset: 56,
                 fragment: None,
                 routing_segments_left: 2,
+                authenticated: true,
             })
         );
     }
@@ -390,6 +396,7 @@ mod tests {
                     more: false
                 }),
                 routing_segments_left: 0,
+                authenticated: false,
             })
         );
     }

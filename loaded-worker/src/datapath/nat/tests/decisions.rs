@@ -324,6 +324,27 @@ fn vip_as_a_routing_waypoint_is_unsupported() {
 }
 
 #[test]
+fn ipv6_authentication_header_to_the_vip_is_dropped_as_documented() {
+    let (_, segment) = builder::transport(CLIENT6.into(), VIP6.into(), &tcp(40000, 80));
+    // AH of 16 bytes (payload length field 2: (2 + 2) * 4), then TCP.
+    let mut payload = vec![protocol::TCP, 2, 0, 0];
+    payload.resize(16, 0);
+    payload.extend_from_slice(&segment);
+    let packet = builder::ip(
+        CLIENT6.into(),
+        VIP6.into(),
+        protocol::AH,
+        &payload,
+        &Shape::default(),
+    );
+    let mut selector = MockSelector::standard();
+    assert_eq!(
+        unchanged(&packet, &mut selector),
+        Outcome::Drop(DropReason::UnsupportedProtocol)
+    );
+}
+
+#[test]
 fn backends_only_answer_echo() {
     let mut selector = MockSelector::standard();
     let echo_request = Transport::Echo {
