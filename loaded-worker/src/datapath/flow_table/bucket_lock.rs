@@ -87,7 +87,7 @@ fn acquire_with_clock(lock: &AtomicU64, pid: u32, clock: impl Fn() -> u32) -> Re
         };
     }
     let now = clock();
-    if now.saturating_sub(held_since(holder)) >= STALE_AFTER_SECS {
+    if is_stale(held_since(holder), now) {
         // Stamped with the time of the theft, so the next waiter does not steal it at once.
         let owner = owner_word(pid, now);
         if lock
@@ -101,6 +101,14 @@ fn acquire_with_clock(lock: &AtomicU64, pid: u32, clock: impl Fn() -> u32) -> Re
         }
     }
     Err(Busy)
+}
+
+/// Whether a lock taken at `since` may be stolen at `now`: held for STALE_AFTER_SECS, or
+/// stamped in the future. Every process reads the same system-wide clock, so a stamp ahead
+/// of it by more than the second a reading may straddle was not written by an honest
+/// holder (a compromised worker could write one to block a bucket for ever).
+fn is_stale(since: u32, now: u32) -> bool {
+    now.saturating_sub(since) >= STALE_AFTER_SECS || since > now.saturating_add(1)
 }
 
 fn try_take(lock: &AtomicU64, owner: u64) -> bool {
@@ -160,6 +168,18 @@ mod tests {
             }
         );
         assert_eq!(lock.load(Ordering::Relaxed), held.owner);
+    }
+
+    #[test]
+    fn a_lock_stamped_in_the_future_is_stolen() {
+        let lock = AtomicU64::new(owner_word(7, 200));
+        let held = acquire_with_clock(&lock, 42, at(100)).unwrap();
+        assert_eq!(held.how, Acquired::Stolen);
+        // A stamp one second ahead is a clock reading that straddled a tick: honest.
+        let honest = owner_word(7, 101);
+        let lock = AtomicU64::new(honest);
+        assert_eq!(acquire_with_clock(&lock, 42, at(100)), Err(Busy));
+        assert_eq!(lock.load(Ordering::Relaxed), honest);
     }
 
     #[test]

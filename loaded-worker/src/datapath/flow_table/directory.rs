@@ -75,8 +75,17 @@ pub fn register(
     Err(DirectoryFull)
 }
 
+/// Whether a slot that is not READY may be claimed anew: its claim is old (the claimant
+/// died), stamped in the future, or the word is no state we write at all. The last two
+/// only a compromised process writes; treating them as abandoned keeps `register` from
+/// waiting on them for ever, so every wait ends within ABANDONED_AFTER_SECS.
 fn is_abandoned(state: u64) -> bool {
-    state & CLAIMED != 0 && monotonic_seconds().saturating_sub(state as u32) >= ABANDONED_AFTER_SECS
+    if state & CLAIMED == 0 || state & !(CLAIMED | u64::from(u32::MAX)) != 0 {
+        return true;
+    }
+    let claimed_at = state as u32;
+    let now = monotonic_seconds();
+    now.saturating_sub(claimed_at) >= ABANDONED_AFTER_SECS || claimed_at > now.saturating_add(1)
 }
 
 /// The address of a READY slot; `state` is its state word, loaded with Acquire.
@@ -147,5 +156,20 @@ mod tests {
             .state
             .store(CLAIMED | u64::from(long_ago), Ordering::Relaxed);
         assert_eq!(register(&directory, "198.19.0.1".parse().unwrap()), Ok(0));
+    }
+
+    #[test]
+    fn claims_stamped_in_the_future_and_odd_words_do_not_hold_register() {
+        let future = u64::from(monotonic_seconds() + 1000);
+        for odd in [CLAIMED | future, 0x1234, CLAIMED | 1 << 40] {
+            let (done, finished) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let directory = empty_directory();
+                directory[0].state.store(odd, Ordering::Relaxed);
+                let _ = done.send(register(&directory, "198.19.0.1".parse().unwrap()));
+            });
+            let result = finished.recv_timeout(std::time::Duration::from_secs(5));
+            assert_eq!(result, Ok(Ok(0)), "state word {odd:#x}");
+        }
     }
 }
