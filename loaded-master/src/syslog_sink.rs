@@ -65,8 +65,7 @@ impl SyslogSink {
     }
 
     pub fn write(&mut self, level: LogLevel, origin: &str, text: &str) {
-        // One line per record: a newline inside a message would forge a second record.
-        let line = format!("{origin}: {}", text.replace(['\n', '\r'], " "));
+        let line = format!("{origin}: {}", printable(text));
         if self.also_stderr {
             eprintln!("loaded: {line}");
         }
@@ -129,6 +128,15 @@ enum Sent {
     Broken,
 }
 
+/// A child's text as one harmless line: a newline would forge a second record, and
+/// terminal escape sequences (ESC, other control characters, C1 controls) would reach the
+/// admin's terminal with -D. Each such character becomes a space.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 static SINK: Mutex<Option<SyslogSink>> = Mutex::new(None);
 
 /// Writes a line from any process through the master's sink.
@@ -136,7 +144,7 @@ pub fn log_line(level: LogLevel, origin: &str, text: &str) {
     let mut guard = SINK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     match guard.as_mut() {
         Some(sink) => sink.write(level, origin, text),
-        None => eprintln!("loaded: {origin}: {text}"),
+        None => eprintln!("loaded: {origin}: {}", printable(text)),
     }
 }
 
@@ -171,4 +179,21 @@ pub fn init(socket_path: PathBuf, also_stderr: bool, level: log::LevelFilter) {
     // Only fails if a logger is already set, which would be ours from an earlier call.
     let _ = log::set_logger(&MasterLogger);
     log::set_max_level(level);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_never_reach_the_log() {
+        assert_eq!(
+            printable("a\nb\r\x1b[2Jc\x07d\u{9b}31me\tf"),
+            "a b  [2Jc d 31me f"
+        );
+        assert_eq!(
+            printable("server fd00:19::11 is down (µs)"),
+            "server fd00:19::11 is down (µs)"
+        );
+    }
 }
