@@ -26,9 +26,10 @@ for target in $targets; do
 	mkdir -p "$scratch/$target"
 	rm -rf "artifacts/$target"
 	echo "run.sh: $target for $seconds s"
-	# -timeout: an input that takes a second is a hang; -rss_limit_mb: the same for memory.
+	# -timeout: an input that takes 10 s is a hang (each takes microseconds; the margin is for
+	# a loaded machine); -rss_limit_mb: the same for memory.
 	cargo +nightly fuzz run "$target" "$scratch/$target" "corpus/$target" -- \
-		-max_total_time="$seconds" -timeout=1 -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
+		-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 |
 		grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY|thread .* panicked)|ERROR' || true
 	# cargo fuzz exits non-zero on a crash, but the pipe above hides that: check artifacts.
 	if compgen -G "artifacts/$target/*" >/dev/null; then
