@@ -57,6 +57,8 @@ impl Config {
     /// Parses and checks the text of a config file; `file_name` only labels the errors.
     pub fn parse(text: &str, file_name: &str) -> Result<Checked, ConfigErrors> {
         let mut parsed = parse::read_settings(text, file_name);
+        // The default follows the cycle, so it can only be set once the whole file is read
+        // (check_cycle may come after, or be assigned again in a script).
         let timeout_given = parsed.lines.line_of(Key::CheckTimeout).is_some()
             || parsed.lines.failed(Key::CheckTimeout);
         if !timeout_given {
