@@ -248,7 +248,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     fn kernel_mode(text: &str) -> KernelForwarding {
-        let config = Config::parse(text, "test.conf").unwrap();
+        let config = Config::parse(text, "test.conf").unwrap().config;
         let region = create_region(4096).unwrap();
         let slots =
             ServerSlots::register_configured(region.as_fd(), 4096, &config.backends()).unwrap();

@@ -14,7 +14,7 @@ use crate::spawn::{JailArgs, Role};
 use crate::supervisor::{self, Exit, Settings, Supervisor};
 use crate::syslog_sink;
 use loaded_proto::balancing::IpNet;
-use loaded_proto::config::{Config, Rules};
+use loaded_proto::config::{Checked, Config, ConfigWarning, Rules};
 use loaded_proto::forwarding::Forward;
 use loaded_worker::datapath::flow_table;
 use signal_hook_mio::v1_0::Signals;
@@ -44,19 +44,23 @@ pub fn main() -> i32 {
         }
         Command::Run(options) => options,
     };
-    let config = match load_config(&options) {
-        Ok(config) => config,
+    let Checked { config, warnings } = match load_config(&options) {
+        Ok(checked) => checked,
         Err(e) => {
             eprintln!("{e}");
             return 1;
         }
     };
     if options.test_config {
+        // stderr, like the errors: stdout stays a listing that parses as a config file.
+        for warning in &warnings {
+            eprintln!("{warning}");
+        }
         print!("{config}");
         println!("# configuration OK");
         return 0;
     }
-    match run(options, config) {
+    match run(options, config, &warnings) {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e}");
@@ -66,7 +70,7 @@ pub fn main() -> i32 {
 }
 
 /// The config with the command line applied on top (-4/-6, -f, -Q, -U).
-fn load_config(options: &Options) -> Result<Config, String> {
+fn load_config(options: &Options) -> Result<Checked, String> {
     let path = match &options.config {
         Some(path) => path.clone(),
         None => DEFAULT_CONFIG_PATHS
@@ -80,7 +84,10 @@ fn load_config(options: &Options) -> Result<Config, String> {
                 )
             })?,
     };
-    let mut config = Config::load(&path).map_err(|errors| errors.to_string())?;
+    let Checked {
+        mut config,
+        warnings,
+    } = Config::load(&path).map_err(|errors| errors.to_string())?;
     if options.ipv4_only || options.ipv6_only {
         config
             .restrict_family(options.ipv4_only, options.ipv6_only)
@@ -95,10 +102,10 @@ fn load_config(options: &Options) -> Result<Config, String> {
     if let Some(user) = &options.user {
         config.user = user.clone();
     }
-    Ok(config)
+    Ok(Checked { config, warnings })
 }
 
-fn run(options: Options, config: Config) -> Result<i32, String> {
+fn run(options: Options, config: Config, warnings: &[ConfigWarning]) -> Result<i32, String> {
     let level = if options.foreground {
         log::LevelFilter::Debug
     } else {
@@ -107,6 +114,10 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
     // stderr too until the daemon detaches (its stderr is /dev/null afterwards), so that a
     // setup error reaches whoever started us.
     syslog_sink::init(config.log_socket.clone(), true, level);
+    // Once the log exists, so that a daemon's warnings reach syslog, not only a terminal.
+    for warning in warnings {
+        log::warn!("{warning}");
+    }
 
     let mut signals =
         supervisor::handle_signals().map_err(|e| format!("cannot handle signals: {e}"))?;

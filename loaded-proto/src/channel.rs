@@ -270,7 +270,9 @@ mod tests {
         let (a, b) = Channel::pair().unwrap();
         let (x, y) = Channel::pair().unwrap();
         let config = Box::new(
-            crate::config::Config::parse("VIP4=198.18.100.1\nserver4=198.19.0.11\n", "t").unwrap(),
+            crate::config::Config::parse("VIP4=198.18.100.1\nserver4=198.19.0.11\n", "t")
+                .unwrap()
+                .config,
         );
         let setup = Message::WorkerSetup {
             worker: 1,

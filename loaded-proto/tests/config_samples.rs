@@ -9,7 +9,9 @@ fn sample(name: &str) -> Config {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../etc")
         .join(name);
-    Config::load(&path).unwrap_or_else(|errors| panic!("{errors}"))
+    let checked = Config::load(&path).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(checked.warnings, [], "{name}");
+    checked.config
 }
 
 fn backend(addr: &str, weight: u32) -> Backend {

@@ -2,6 +2,7 @@
 
 use super::line::Dialect;
 use std::ops::RangeInclusive;
+use std::time::Duration;
 
 pub const MAX_FLOWS_RANGE: RangeInclusive<u64> = 1024..=(1 << 26);
 pub const FLOW_TIMEOUT_RANGE: RangeInclusive<u64> = 1..=86_400;
@@ -9,8 +10,13 @@ pub const NFQ_LEN_RANGE: RangeInclusive<u64> = 1..=u32::MAX as u64;
 /// Cores double as NFQUEUE numbers; 1024 is far beyond any machine this runs on.
 pub const CORE_RANGE: RangeInclusive<u64> = 0..=1023;
 pub const PORT_RANGE: RangeInclusive<u64> = 1..=65_535;
-pub const CHECK_CYCLE_RANGE: RangeInclusive<u64> = 1..=86_400;
-pub const CHECK_TIMEOUT_RANGE: RangeInclusive<u64> = 1..=3_600;
+/// Sub-second cycles are allowed for fast failover; below 100 ms a round of pings and
+/// connects to every server would run nearly back to back.
+pub const CHECK_CYCLE_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(86_400);
+/// 10 ms is still longer than a connect on the same LAN takes.
+pub const CHECK_TIMEOUT_RANGE: RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(3_600);
 pub const RISE_FALL_RANGE: RangeInclusive<u64> = 1..=100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,5 +1,6 @@
 //! The settings in effect, as every process of loaded sees them.
 
+use super::duration::InConfig;
 use crate::balancing::{Backend, IpNet, Stickiness, Strategy};
 use crate::forwarding::Forward;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 pub const DEFAULT_PORT_ALIVE: u16 = 80;
 pub const DEFAULT_CHECK_CYCLE: Duration = Duration::from_secs(30);
+/// The longest default check timeout; a short `check_cycle` gets less (see
+/// `default_check_timeout`).
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_RISE: u32 = 2;
 pub const DEFAULT_FALL: u32 = 3;
@@ -21,6 +24,13 @@ pub const DEFAULT_PIDFILE: &str = "/run/loaded.pid";
 pub const DEFAULT_CHROOT: &str = "/var/run/empty";
 pub const DEFAULT_USER: &str = "nobody";
 pub const DEFAULT_LOG_SOCKET: &str = "/dev/log";
+
+/// The check timeout when the file sets none: 2 s, or half the cycle when that is
+/// shorter. The original had no timeout setting and people set `check_cycle=1` or `2` for
+/// fast failover; a fixed 2 s would not fit such a cycle and would refuse their files.
+pub fn default_check_timeout(check_cycle: Duration) -> Duration {
+    DEFAULT_CHECK_TIMEOUT.min(check_cycle / 2)
+}
 
 /// Who installs the NFQUEUE rules that send the VIP's packets to the workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +88,9 @@ pub struct Config {
     /// decision (kernel mode).
     pub forward: Forward,
     pub port_alive: u16,
+    /// Time from the end of one round of checks to the start of the next.
     pub check_cycle: Duration,
+    /// For each phase of a round (the pings, the connects); shorter than `check_cycle`.
     pub check_timeout: Duration,
     /// Successful checks in a row before a dead server takes clients again.
     pub rise: u32,
@@ -210,8 +222,8 @@ impl fmt::Display for Config {
         writeln!(f, "rules={}", self.rules)?;
         writeln!(f, "forward={}", self.forward)?;
         writeln!(f, "port_alive={}", self.port_alive)?;
-        writeln!(f, "check_cycle={}", self.check_cycle.as_secs())?;
-        writeln!(f, "check_timeout={}", self.check_timeout.as_secs())?;
+        writeln!(f, "check_cycle={}", InConfig(self.check_cycle))?;
+        writeln!(f, "check_timeout={}", InConfig(self.check_timeout))?;
         writeln!(f, "rise={}", self.rise)?;
         writeln!(f, "fall={}", self.fall)?;
         write_optional(f, "broadcast", self.broadcast)?;

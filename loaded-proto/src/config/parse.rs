@@ -1,12 +1,14 @@
 //! From the lines of a file to settings, remembering where each came from so that the
 //! cross-field checks can point at the right line.
 
+use super::duration;
 use super::error::ConfigError;
 use super::keys::{self, Key};
 use super::line::{classify, value_of, Dialect, Line};
 use super::model::{Config, Rules};
 use super::suggest::did_you_mean;
 use super::values;
+use super::warning::ConfigWarning;
 use crate::balancing::{Stickiness, Strategy};
 use crate::forwarding::Forward;
 use std::collections::{HashMap, HashSet};
@@ -37,6 +39,7 @@ pub struct Parsed {
     pub config: Config,
     pub lines: SourceLines,
     pub errors: Vec<ConfigError>,
+    pub warnings: Vec<ConfigWarning>,
 }
 
 pub fn read_settings(text: &str, file: &str) -> Parsed {
@@ -52,6 +55,7 @@ pub fn read_settings(text: &str, file: &str) -> Parsed {
         config,
         lines: SourceLines::default(),
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let mut continues_previous = false;
     for (index, line) in text.lines().enumerate() {
@@ -65,7 +69,7 @@ pub fn read_settings(text: &str, file: &str) -> Parsed {
         if is_continuation {
             continue;
         }
-        if let Err(message) = read_line(&mut parsed, line, dialect, line_number) {
+        if let Err(message) = read_line(&mut parsed, line, dialect, file, line_number) {
             parsed
                 .errors
                 .push(ConfigError::at_line(file, line_number, message));
@@ -78,6 +82,7 @@ fn read_line(
     parsed: &mut Parsed,
     line: &str,
     dialect: Dialect,
+    file: &str,
     line_number: usize,
 ) -> Result<(), String> {
     let (key, raw_value) = match classify(line, dialect) {
@@ -100,7 +105,7 @@ fn read_line(
             }
         },
     };
-    let result = set(parsed, key, raw_value, dialect, line_number);
+    let result = set(parsed, key, raw_value, dialect, file, line_number);
     if result.is_err() {
         parsed.lines.failed.insert(key);
     }
@@ -112,12 +117,27 @@ fn set(
     key: Key,
     raw_value: &str,
     dialect: Dialect,
+    file: &str,
     line_number: usize,
 ) -> Result<(), String> {
     let value = value_of(raw_value, dialect)?;
-    if !key.is_repeatable() {
-        if let Some(first) = parsed.lines.line_of(key) {
-            return Err(format!("{} is already set on line {first}", key.name()));
+    if let Some(earlier_line) = parsed.lines.line_of(key).filter(|_| !key.is_repeatable()) {
+        match dialect {
+            // Legal shell, and the script the admin runs sees the last value: so do we.
+            Dialect::Shell => parsed.warnings.push(ConfigWarning::Reassigned {
+                file: file.to_owned(),
+                key: key.name(),
+                earlier_line,
+                line: line_number,
+            }),
+            // In our own files a second value is a contradiction to resolve, not a rule
+            // to apply silently.
+            Dialect::Native => {
+                return Err(format!(
+                    "{} is already set on line {earlier_line}",
+                    key.name()
+                ))
+            }
         }
     }
     if value.contains('$') {
@@ -196,10 +216,12 @@ fn apply(config: &mut Config, key: Key, value: &str) -> Result<(), String> {
         }
         Key::PortAlive => config.port_alive = values::number(name, value, keys::PORT_RANGE)?,
         Key::CheckCycle => {
-            config.check_cycle = values::seconds(name, value, keys::CHECK_CYCLE_RANGE)?
+            config.check_cycle =
+                duration::parse(name, value, keys::CHECK_CYCLE_RANGE).map_err(|e| e.to_string())?
         }
         Key::CheckTimeout => {
-            config.check_timeout = values::seconds(name, value, keys::CHECK_TIMEOUT_RANGE)?
+            config.check_timeout = duration::parse(name, value, keys::CHECK_TIMEOUT_RANGE)
+                .map_err(|e| e.to_string())?
         }
         Key::Rise => config.rise = values::number(name, value, keys::RISE_FALL_RANGE)?,
         Key::Fall => config.fall = values::number(name, value, keys::RISE_FALL_RANGE)?,

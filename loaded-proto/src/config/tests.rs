@@ -58,13 +58,16 @@ ip -6 addr add $VIP6/$VIP6net dev $public_NIC 2>/dev/null || true
 echo 1 > /proc/sys/net/ipv6/conf/all/forwarding
 ";
 
+/// A file that loads without errors or warnings.
 fn parse(text: &str) -> Config {
-    Config::parse(text, "test.conf").unwrap_or_else(|errors| panic!("{errors}"))
+    let checked = Config::parse(text, "test.conf").unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(checked.warnings, [], "unexpected warnings");
+    checked.config
 }
 
 fn errors(text: &str) -> Vec<String> {
     match Config::parse(text, "test.conf") {
-        Ok(config) => panic!("expected errors, got\n{config}"),
+        Ok(checked) => panic!("expected errors, got\n{}", checked.config),
         Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
     }
 }
@@ -359,8 +362,8 @@ fn values_out_of_range_name_the_line_and_the_range() {
         ("port_alive=0", "port_alive must be a whole number from 1 to 65535, not '0'"),
         ("port_alive=65536", "port_alive must be a whole number from 1 to 65535, not '65536'"),
         ("port_alive=http", "port_alive must be a whole number from 1 to 65535, not 'http'"),
-        ("check_cycle=0", "check_cycle must be a whole number from 1 to 86400, not '0'"),
-        ("check_timeout=-1", "check_timeout must be a whole number from 1 to 3600, not '-1'"),
+        ("check_cycle=0", "check_cycle must be a duration from 100 ms to 86400 s: seconds (2, 0.5, 2s) or milliseconds (500ms), not '0'"),
+        ("check_timeout=-1", "check_timeout must be a duration from 10 ms to 3600 s: seconds (2, 0.5, 2s) or milliseconds (500ms), not '-1'"),
         ("rise=0", "rise must be a whole number from 1 to 100, not '0'"),
         ("fall=1000", "fall must be a whole number from 1 to 100, not '1000'"),
         ("nfq_len=0", "nfq_len must be a whole number from 1 to 4294967295, not '0'"),
@@ -482,22 +485,21 @@ fn cores_must_be_in_order() {
 }
 
 #[test]
-fn check_timeout_must_be_shorter_than_the_cycle() {
-    let shorter =
-        "check_timeout (5 s) must be shorter than check_cycle (5 s), or checks would overlap";
+fn an_explicit_check_timeout_must_be_shorter_than_the_cycle() {
+    let advice = "or checks would overlap; shorten it, or leave it out for the default \
+                  (half the cycle, at most 2 s)";
     assert_eq!(
         errors(&format!("{MINIMAL}check_cycle=5\ncheck_timeout=5\n")),
-        [format!("test.conf:4: {shorter}")]
+        [format!("test.conf:4: check_timeout (5 s) must be shorter than check_cycle (5 s, line 3), {advice}")]
     );
     assert_eq!(
         errors(&format!("{MINIMAL}check_timeout=5\ncheck_cycle=5\n")),
-        [format!("test.conf:3: {shorter}")]
+        [format!("test.conf:3: check_timeout (5 s) must be shorter than check_cycle (5 s, line 4), {advice}")],
+        "the check_timeout line is named even when the cycle comes later"
     );
-    let defaulted_timeout =
-        "check_timeout (2 s) must be shorter than check_cycle (1 s), or checks would overlap";
     assert_eq!(
-        errors(&format!("{MINIMAL}check_cycle=1\n")),
-        [format!("test.conf:3: {defaulted_timeout}")]
+        errors(&format!("{MINIMAL}check_timeout=30\n")),
+        [format!("test.conf:3: check_timeout (30 s) must be shorter than check_cycle (30 s, the default), {advice}")]
     );
 }
 
@@ -564,7 +566,7 @@ fn load_reads_files_and_reports_unreadable_ones() {
     )
     .unwrap();
     assert_eq!(
-        Config::load(&path).unwrap().servers4,
+        Config::load(&path).unwrap().config.servers4,
         [backend("198.19.0.1", 1)]
     );
 

@@ -1,5 +1,6 @@
 //! Rules that involve more than one setting, checked once the whole file is read.
 
+use super::duration::Human;
 use super::error::ConfigError;
 use super::keys::Key;
 use super::model::{Config, Rules};
@@ -155,6 +156,7 @@ fn check_cores(
     }
 }
 
+/// Only an explicit check_timeout can fail this: the default adapts to the cycle.
 fn check_timing(
     config: &Config,
     lines: &SourceLines,
@@ -163,13 +165,22 @@ fn check_timing(
     if lines.failed(Key::CheckTimeout) || lines.failed(Key::CheckCycle) {
         return;
     }
+    let Some(timeout_line) = lines.line_of(Key::CheckTimeout) else {
+        return;
+    };
     if config.check_timeout >= config.check_cycle {
+        let cycle_source = match lines.line_of(Key::CheckCycle) {
+            Some(line) => format!("line {line}"),
+            None => "the default".to_owned(),
+        };
         report(
-            lines.line_of(Key::CheckTimeout).or(lines.line_of(Key::CheckCycle)),
+            Some(timeout_line),
             format!(
-                "check_timeout ({} s) must be shorter than check_cycle ({} s), or checks would overlap",
-                config.check_timeout.as_secs(),
-                config.check_cycle.as_secs()
+                "check_timeout ({}) must be shorter than check_cycle ({}, {cycle_source}), \
+                 or checks would overlap; shorten it, or leave it out for the default \
+                 (half the cycle, at most 2 s)",
+                Human(config.check_timeout),
+                Human(config.check_cycle),
             ),
         );
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 pub const WEIGHT_RANGE: RangeInclusive<u64> = 1..=1000;
 
 /// A whole number in `range`. Signs and fractions are refused rather than rounded, so
-/// `check_cycle=1.5` cannot silently become 1.
+/// `flow_timeout=1.5` cannot silently become 1.
 pub fn number<T: TryFrom<u64>>(
     key: &str,
     text: &str,
