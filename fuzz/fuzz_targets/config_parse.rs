@@ -9,9 +9,11 @@ use loaded_proto::config::Config;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    if let Ok(config) = Config::parse(&text, "fuzz.conf") {
+    if let Ok(checked) = Config::parse(&text, "fuzz.conf") {
+        let config = checked.config;
         let printed = config.to_string();
         let again = Config::parse(&printed, "printed.conf")
+            .map(|checked| checked.config)
             .unwrap_or_else(|e| panic!("the printed config does not parse: {e}\n{printed}"));
         assert_eq!(again, config, "printed:\n{printed}");
     }

@@ -13,7 +13,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 fn main() -> std::io::Result<()> {
     let config = Config::parse(include_str!("../../../etc/loaded.conf"), "etc/loaded.conf")
-        .unwrap_or_else(|e| panic!("etc/loaded.conf: {e}"));
+        .unwrap_or_else(|e| panic!("etc/loaded.conf: {e}"))
+        .config;
     let server = IpAddr::V4(Ipv4Addr::new(198, 19, 0, 11));
     let backend = Backend {
         addr: server,

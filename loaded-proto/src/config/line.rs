@@ -101,6 +101,14 @@ pub fn value_of(raw_value: &str, dialect: Dialect) -> Result<&str, String> {
             Dialect::Shell => value.split(';').next().unwrap_or_default(),
             Dialect::Native => value,
         };
+        // The shell would join `a'b c'` into one word; we take quotes only around the
+        // whole value, and a quote inside could not be printed back by `-t` (a value with
+        // both kinds of quote has no quoting at all without escapes).
+        if let Some(quote) = value.chars().find(|c| *c == '"' || *c == '\'') {
+            return Err(format!(
+                "a {quote} inside the value: quote the whole value, or none of it"
+            ));
+        }
         return Ok(value.trim());
     };
     let inside = &text[1..];
@@ -255,5 +263,16 @@ mod tests {
             native("'eth0' eth1"),
             Err("unexpected text after the closing ': 'eth1'".to_owned())
         );
+        // Found by the config_parse fuzz target: accepted, it printed as a line that did
+        // not parse back.
+        assert_eq!(
+            value_of("198.19.0.1 our address'\"side", Dialect::Shell),
+            Err("a ' inside the value: quote the whole value, or none of it".to_owned())
+        );
+        assert_eq!(
+            native("eth\"0"),
+            Err("a \" inside the value: quote the whole value, or none of it".to_owned())
+        );
+        assert_eq!(native("'a \"b\" c'"), Ok("a \"b\" c"));
     }
 }

@@ -278,9 +278,12 @@ fn write_text(f: &mut fmt::Formatter<'_>, key: &str, value: Option<&str>) -> fmt
 
 /// Quotes what the parser would otherwise cut at a comment or trim.
 fn quoted_if_needed(value: &str) -> String {
+    // A quote anywhere: the parser takes quotes only around the whole value. (A value with
+    // both kinds cannot be written; the parser never produces one.)
     let needs_quotes = value.is_empty()
-        || value.chars().any(|c| c.is_whitespace() || c == '#')
-        || value.starts_with(['"', '\'']);
+        || value
+            .chars()
+            .any(|c| c.is_whitespace() || c == '#' || c == '"' || c == '\'');
     if !needs_quotes {
         value.to_owned()
     } else if value.contains('"') {
