@@ -329,7 +329,12 @@ fn remove_kernel_table(kernel: &Option<KernelForwarding>) {
 }
 
 fn resolve_user(name: &str) -> Result<(u32, u32), String> {
-    let user = nix::unistd::User::from_name(name)
+    // `user=` and -U take a name or, as documented, a numeric uid.
+    let found = match name.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(name),
+    };
+    let user = found
         .map_err(|e| format!("cannot look up user {name}: {e}"))?
         .ok_or_else(|| format!("no such user: {name} (see -U and `user=`)"))?;
     if user.uid.is_root() {
@@ -337,11 +342,19 @@ fn resolve_user(name: &str) -> Result<(u32, u32), String> {
             "user {name} is root: the children must run as an unprivileged user"
         ));
     }
+    if user.gid.as_raw() == 0 {
+        return Err(format!(
+            "user {name} has group 0 (root's) as its primary group: the children must run \
+             as an unprivileged user and group"
+        ));
+    }
     Ok((user.uid.as_raw(), user.gid.as_raw()))
 }
 
 /// The children's empty root: created root-owned 0755 if missing, refused if anyone but
-/// root could write into it (a writable chroot could be filled with a fake /dev or libc).
+/// root could write into it (a writable chroot could be filled with a fake /dev or libc),
+/// if it is `/` (no jail at all), or if it holds anything (whatever is there, a compromised
+/// child could read or run).
 fn prepare_chroot(path: &Path) -> Result<(), String> {
     if !path.exists() {
         std::fs::create_dir_all(path)
@@ -353,6 +366,26 @@ fn prepare_chroot(path: &Path) -> Result<(), String> {
     if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
         return Err(format!(
             "chroot directory {} must be a directory owned by root and writable only by root",
+            path.display()
+        ));
+    }
+    let real = std::fs::canonicalize(path)
+        .map_err(|e| format!("chroot directory {}: {e}", path.display()))?;
+    if real == Path::new("/") {
+        return Err(format!(
+            "chroot directory {} is the root directory: give the children an empty one",
+            path.display()
+        ));
+    }
+    let mut entries = std::fs::read_dir(&real)
+        .map_err(|e| format!("chroot directory {}: {e}", path.display()))?;
+    if let Some(entry) = entries.next() {
+        let name = entry.map_or_else(
+            |e| e.to_string(),
+            |entry| entry.path().display().to_string(),
+        );
+        return Err(format!(
+            "chroot directory {} must be empty, but holds {name}",
             path.display()
         ));
     }

@@ -13,6 +13,7 @@
 mod support;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -979,6 +980,65 @@ fn a_setup_error_before_daemonizing_is_reported_on_stderr() {
     );
     assert_nothing_changed(&net, &guard.pidfile, "after an unknown user");
     assert_reason_reported(&syslog, &out, "no such user", "start with an unknown user");
+}
+
+/// A jail that would not be one is refused before anything is set up: `/` as the chroot,
+/// or a chroot with something in it.
+#[test]
+fn a_chroot_that_is_no_jail_is_refused() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    let socket = net.dir().join("log.sock");
+    let syslog = Syslog::bind(&socket);
+    let full = net.dir().join("full-jail");
+    fs::create_dir_all(&full).unwrap();
+    fs::set_permissions(&full, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(full.join("busybox"), b"anything").unwrap();
+    for (chroot, reason) in [
+        ("/".to_string(), "is the root directory"),
+        (full.display().to_string(), "must be empty, but holds"),
+    ] {
+        let config = net.write_file(
+            "loaded.conf",
+            &config_logging_to(&net, &socket, &format!("chroot={chroot}\n")),
+        );
+        let guard = DaemonGuard {
+            net: &net,
+            pidfile: pidfile_of(&net),
+        };
+        let (out, _) = start_daemon(&net, &config, &[]);
+        let what = format!("start with chroot={chroot}");
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&what, &out));
+        assert_nothing_changed(&net, &guard.pidfile, &what);
+        assert_reason_reported(&syslog, &out, reason, &what);
+    }
+}
+
+/// `-U` takes a numeric uid as well as a name.
+#[test]
+fn a_numeric_user_is_resolved() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let nobody = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("this test needs the user nobody");
+    let uid = nobody.uid.as_raw().to_string();
+    let master = Master::start(&net, &base_config(&net, ""), &["-U", &uid]);
+    let workers = children_named(&net, "loaded-worker");
+    assert!(!workers.is_empty(), "{}", master.log(&net));
+    for pid in workers {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uids = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>();
+        assert_eq!(uids, [uid.as_str(); 4], "worker {pid}");
+    }
+    assert!(master.stop(&net).is_some_and(|s| s.success()));
 }
 
 /// Same for an error after the fork: the pidfile cannot be written. The rules installed

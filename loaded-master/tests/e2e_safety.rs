@@ -13,6 +13,7 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use support::balancer::*;
 use support::worker_totals::*;
@@ -356,6 +357,23 @@ fn assert_jailed(pid: u32, what: &str, cap: u32, (uid, gid): (u32, u32), chroot:
         assert_eq!(cap_mask(&status, pid, set), 0, "{what} (pid {pid}) {set}");
     }
     assert_eq!(f("NoNewPrivs"), "1", "{what} (pid {pid}) NoNewPrivs");
+    // Undumpable: the kernel gives its /proc files (not the directory) to root instead of
+    // the process's user.
+    let proc_owner = fs::metadata(format!("/proc/{pid}/mem"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/mem: {e}"))
+        .uid();
+    assert_eq!(proc_owner, 0, "{what} (pid {pid}) must not be dumpable");
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/limits: {e}"));
+    let core = limits
+        .lines()
+        .find(|line| line.starts_with("Max core file size"))
+        .map(|line| line.split_whitespace().skip(4).take(2).collect::<Vec<_>>());
+    assert_eq!(
+        core,
+        Some(vec!["0", "0"]),
+        "{what} (pid {pid}) core dumps must be off:\n{limits}"
+    );
     for link in ["root", "cwd"] {
         let target = fs::read_link(format!("/proc/{pid}/{link}"))
             .unwrap_or_else(|e| panic!("/proc/{pid}/{link}: {e}"));

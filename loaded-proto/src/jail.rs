@@ -37,8 +37,9 @@ pub enum JailError {
         path: PathBuf,
         source: io::Error,
     },
+    /// `number`: the kernel's capability number (the caps crate may not know it by name).
     BoundingSet {
-        capability: Capability,
+        number: u32,
         source: io::Error,
     },
     KeepCaps {
@@ -66,6 +67,15 @@ pub enum JailError {
     StillRoot {
         uid: u32,
     },
+    RootGroup {
+        gid: u32,
+    },
+    CoreLimit {
+        source: io::Error,
+    },
+    NotDumpable {
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for JailError {
@@ -84,11 +94,12 @@ impl fmt::Display for JailError {
                     path.display()
                 )
             }
-            JailError::BoundingSet { capability, source } => {
-                write!(
-                    f,
-                    "cannot drop {capability} from the bounding set: {source}"
-                )
+            JailError::BoundingSet { number, source } => {
+                let name = caps::all()
+                    .into_iter()
+                    .find(|capability| u32::from(capability.index()) == *number)
+                    .map_or_else(|| format!("capability {number}"), |c| c.to_string());
+                write!(f, "cannot drop {name} from the bounding set: {source}")
             }
             JailError::KeepCaps { source } => write!(f, "cannot set keepcaps: {source}"),
             JailError::SetGroups { gid, source } => {
@@ -106,6 +117,19 @@ impl fmt::Display for JailError {
                     "refusing to run the child as uid {uid}: choose an unprivileged user"
                 )
             }
+            JailError::RootGroup { gid } => {
+                write!(
+                    f,
+                    "refusing to run the child with group {gid} (root's): choose a user whose \
+                     primary group is unprivileged"
+                )
+            }
+            JailError::CoreLimit { source } => {
+                write!(f, "cannot forbid core dumps (RLIMIT_CORE): {source}")
+            }
+            JailError::NotDumpable { source } => {
+                write!(f, "cannot make the process undumpable: {source}")
+            }
         }
     }
 }
@@ -122,6 +146,9 @@ pub fn enter(spec: &JailSpec) -> Result<(), JailError> {
     if spec.uid == 0 {
         return Err(JailError::StillRoot { uid: spec.uid });
     }
+    if spec.gid == 0 {
+        return Err(JailError::RootGroup { gid: spec.gid });
+    }
     if let Some(core) = spec.core {
         pin_to_core(core)?;
     }
@@ -131,6 +158,8 @@ pub fn enter(spec: &JailSpec) -> Result<(), JailError> {
     switch_user(spec.uid, spec.gid)?;
     restrict_capabilities(spec.keep)?;
     set_keepcaps(false)?;
+    forbid_core_dumps()?;
+    set_not_dumpable()?;
     set_no_new_privs()?;
     Ok(())
 }
@@ -160,13 +189,30 @@ pub fn change_root(path: &Path) -> Result<(), JailError> {
     })
 }
 
+/// Capability numbers fit in the 64-bit masks of /proc/PID/status.
+const MAX_CAPABILITY_NUMBER: u32 = 63;
+
+/// Drops every capability but `keep` from the bounding set, by number up to the last one
+/// this kernel has: a capability newer than the caps crate would otherwise stay.
 pub fn shrink_bounding_set(keep: Capability) -> Result<(), JailError> {
-    for capability in caps::all() {
-        if capability != keep {
-            caps::drop(None, CapSet::Bounding, capability).map_err(|e| JailError::BoundingSet {
-                capability,
-                source: caps_error(e),
-            })?;
+    for number in 0..=MAX_CAPABILITY_NUMBER {
+        if number == u32::from(keep.index()) {
+            continue;
+        }
+        // SAFETY: PR_CAPBSET_READ reads one capability number's bit; no memory is passed.
+        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, libc::c_ulong::from(number)) };
+        match present {
+            // EINVAL: past the last capability this kernel knows.
+            ..=-1 => break,
+            0 => continue,
+            _ => {}
+        }
+        // SAFETY: PR_CAPBSET_DROP clears one capability number's bit; no memory is passed.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(number)) } < 0 {
+            return Err(JailError::BoundingSet {
+                number,
+                source: io::Error::last_os_error(),
+            });
         }
     }
     Ok(())
@@ -213,6 +259,18 @@ pub fn restrict_capabilities(keep: Capability) -> Result<(), JailError> {
         set: "ambient",
         source: caps_error(e),
     })
+}
+
+/// No core file: it would hold packets and the flow table.
+pub fn forbid_core_dumps() -> Result<(), JailError> {
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+        .map_err(|e| JailError::CoreLimit { source: e.into() })
+}
+
+/// Undumpable: other processes of the same user cannot ptrace us or read our memory
+/// through /proc, whose files now belong to root.
+pub fn set_not_dumpable() -> Result<(), JailError> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| JailError::NotDumpable { source: e.into() })
 }
 
 pub fn set_no_new_privs() -> Result<(), JailError> {
