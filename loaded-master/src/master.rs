@@ -198,7 +198,6 @@ fn run(options: Options, config: Config, warnings: &[ConfigWarning]) -> Result<i
                 gid,
                 chroot: config.chroot.clone(),
                 debug: options.foreground,
-                stderr_inherited: options.foreground,
             },
             queue_len: config.nfq_len,
             flow_table,

@@ -36,7 +36,6 @@ pub struct JailArgs {
     pub gid: u32,
     pub chroot: PathBuf,
     pub debug: bool,
-    pub stderr_inherited: bool,
 }
 
 pub struct Spawned {
@@ -73,15 +72,14 @@ pub fn spawn(binary: &Path, role: &Role, jail: &JailArgs) -> io::Result<Spawned>
         .env_clear()
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(if jail.stderr_inherited {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+        // Never the admin's terminal, even with -D: a compromised child could read it or
+        // push input into it. Children log through their channel (panics included).
+        .stderr(Stdio::null());
     let theirs: OwnedFd = theirs.into();
     let their_fd = theirs.as_raw_fd();
-    // SAFETY: between fork and exec the closure only calls dup2, fcntl and close_range,
-    // which are async-signal-safe, and touches no memory the parent could be mutating.
+    // SAFETY: between fork and exec the closure only calls dup2, fcntl, setsid and
+    // close_range, which are async-signal-safe, and touches no memory the parent could be
+    // mutating.
     unsafe {
         command.pre_exec(move || {
             if their_fd == CHANNEL_FD {
@@ -90,6 +88,11 @@ pub fn spawn(binary: &Path, role: &Role, jail: &JailArgs) -> io::Result<Spawned>
                     return Err(io::Error::last_os_error());
                 }
             } else if libc::dup2(their_fd, CHANNEL_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // A session of its own: no controlling terminal, and the terminal's signals
+            // (Ctrl-C) reach the master only, which stops the children in order.
+            if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
             // Whatever else the master inherited without close-on-exec (from its own parent)

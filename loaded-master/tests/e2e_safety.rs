@@ -374,6 +374,21 @@ fn assert_jailed(pid: u32, what: &str, cap: u32, (uid, gid): (u32, u32), chroot:
         Some(vec!["0", "0"]),
         "{what} (pid {pid}) core dumps must be off:\n{limits}"
     );
+    // A session of its own and no terminal: with -D the master's stderr may be the admin's.
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    let after_comm: Vec<&str> = stat[stat.rfind(')').expect("comm") + 1..]
+        .split_whitespace()
+        .collect();
+    // state ppid pgrp session tty_nr
+    assert_eq!(after_comm[3], pid.to_string(), "{what} (pid {pid}) session");
+    assert_eq!(
+        after_comm[4], "0",
+        "{what} (pid {pid}) controlling terminal"
+    );
+    let stderr = fs::read_link(format!("/proc/{pid}/fd/2"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd/2: {e}"));
+    assert_eq!(stderr, Path::new("/dev/null"), "{what} (pid {pid}) stderr");
     for link in ["root", "cwd"] {
         let target = fs::read_link(format!("/proc/{pid}/{link}"))
             .unwrap_or_else(|e| panic!("/proc/{pid}/{link}: {e}"));

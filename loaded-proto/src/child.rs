@@ -33,6 +33,9 @@ pub fn start(keep: caps::Capability) -> (ChildArgs, Channel) {
         eprintln!("cannot set up logging: {e}");
         std::process::exit(1);
     }
+    // A child's stderr is /dev/null (never the admin's terminal): a panic is logged
+    // through the channel instead, and the master relays it.
+    std::panic::set_hook(Box::new(|panic| log::error!("panic: {panic}")));
     let spec = JailSpec {
         core: args.core.map(usize::from),
         chroot: args.chroot.clone(),
