@@ -162,6 +162,27 @@ impl KernelForwarding {
         Ok(())
     }
 
+    /// A reload, before the workers hear of it: `config` is the new one (hot-plugs are
+    /// checked against its servers), `added` get their map elements. A server configured
+    /// again still has its element: slots and elements are never removed.
+    pub fn reload_servers(&mut self, config: &Config, added: &[IpAddr]) {
+        self.configured = config.backends().iter().map(|b| b.addr).collect();
+        for addr in added {
+            self.add(*addr);
+        }
+    }
+
+    /// A reload, after the workers heard of it: the removed servers' connections are
+    /// forgotten as a down server's are (now, and once more a little later), so that their
+    /// clients are queued again at their next packet and move.
+    pub fn forget_removed(&mut self, removed: &[IpAddr]) {
+        for addr in removed {
+            self.forget_connections(*addr);
+            self.second_flushes
+                .push((Instant::now() + SECOND_FLUSH_AFTER, *addr));
+        }
+    }
+
     fn add(&mut self, addr: IpAddr) {
         let slot = match self.slots.register(addr) {
             Ok(slot) => slot,

@@ -5,9 +5,11 @@
 //! a message that names what failed.
 
 use crate::cli::{self, Command, Options};
+use crate::config_file::ConfigSource;
 use crate::daemon::{self, PidFile, Readiness};
 use crate::kernel_mode::{self, KernelForwarding};
 use crate::queues;
+use crate::reload::Reloader;
 use crate::rules::{Family, FamilyRules, RuleSet};
 use crate::server_slots::ServerSlots;
 use crate::spawn::{JailArgs, Role};
@@ -22,8 +24,6 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-const DEFAULT_CONFIG_PATHS: [&str; 2] = ["loaded.conf", "/etc/loaded/loaded.conf"];
 
 pub fn main() -> i32 {
     let command = match cli::parse(std::env::args_os().skip(1)) {
@@ -44,8 +44,9 @@ pub fn main() -> i32 {
         }
         Command::Run(options) => options,
     };
-    let config = match load_config(&options) {
-        Ok(config) => config,
+    let loaded = ConfigSource::new(&options).and_then(|source| Ok((source.load()?, source)));
+    let (config, source) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return 1;
@@ -56,7 +57,7 @@ pub fn main() -> i32 {
         println!("# configuration OK");
         return 0;
     }
-    match run(options, config) {
+    match run(options, config, source) {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e}");
@@ -65,40 +66,7 @@ pub fn main() -> i32 {
     }
 }
 
-/// The config with the command line applied on top (-4/-6, -f, -Q, -U).
-fn load_config(options: &Options) -> Result<Config, String> {
-    let path = match &options.config {
-        Some(path) => path.clone(),
-        None => DEFAULT_CONFIG_PATHS
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or_else(|| {
-                format!(
-                    "loaded-master: no config file: give one with -c, or create {}",
-                    DEFAULT_CONFIG_PATHS.join(" or ")
-                )
-            })?,
-    };
-    let mut config = Config::load(&path).map_err(|errors| errors.to_string())?;
-    if options.ipv4_only || options.ipv6_only {
-        config
-            .restrict_family(options.ipv4_only, options.ipv6_only)
-            .map_err(|e| format!("loaded-master: {}: {e}", path.display()))?;
-    }
-    if options.failover {
-        config.failover = true;
-    }
-    if let Some(len) = options.queue_len {
-        config.nfq_len = len;
-    }
-    if let Some(user) = &options.user {
-        config.user = user.clone();
-    }
-    Ok(config)
-}
-
-fn run(options: Options, config: Config) -> Result<i32, String> {
+fn run(options: Options, config: Config, source: ConfigSource) -> Result<i32, String> {
     let level = if options.foreground {
         log::LevelFilter::Debug
     } else {
@@ -174,10 +142,30 @@ fn run(options: Options, config: Config) -> Result<i32, String> {
             }
         }
     };
+    let reloader = match ServerSlots::register_configured(
+        flow_table.as_fd(),
+        capacity as usize,
+        &config.backends(),
+    ) {
+        Ok(slots) => {
+            let rules = (config.rules == Rules::Auto && config.forward == Forward::Userspace)
+                .then(|| rule_set.clone());
+            Reloader::new(source, slots, rules, &config)
+        }
+        Err(e) => {
+            if config.rules == Rules::Auto {
+                rule_set.remove();
+            }
+            remove_kernel_table(&kernel);
+            readiness.failed(&e.to_string());
+            return Err(e.to_string());
+        }
+    };
     let result = run_daemon(
         &mut readiness,
         &mut signals,
         &config,
+        reloader,
         Settings {
             config: config.clone(),
             worker_binary,
@@ -213,6 +201,7 @@ fn run_daemon(
     readiness: &mut Readiness,
     signals: &mut Signals,
     config: &Config,
+    reloader: Reloader,
     settings: Settings,
     kernel: Option<KernelForwarding>,
     queue_sockets: Vec<(u16, nfq::Queue)>,
@@ -220,7 +209,7 @@ fn run_daemon(
     let _pidfile = PidFile::create(&config.pidfile)
         .map_err(|e| format!("cannot write pidfile {}: {e}", config.pidfile.display()))?;
     let failover = config.failover;
-    let mut supervisor = Supervisor::new(settings, kernel).map_err(|e| e.to_string())?;
+    let mut supervisor = Supervisor::new(settings, kernel, reloader).map_err(|e| e.to_string())?;
     let mut started = Ok(());
     for (index, (core, socket)) in queue_sockets.into_iter().enumerate() {
         let role = Role::Worker {
