@@ -235,6 +235,14 @@ fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
         )),
         "{log}"
     );
+    if mode == Mode::Kernel {
+        // Its conntrack entries were forgotten, so its clients were queued again.
+        let forgotten = format!(
+            "to {} forgotten: it is removed by a reload",
+            BACKEND4[n - 1]
+        );
+        assert!(log.contains(&forgotten), "{log}");
+    }
     master.stop(&net);
 }
 
