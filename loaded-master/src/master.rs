@@ -238,11 +238,16 @@ fn run_daemon(
                 config.backends().len(),
                 config.forward
             );
-            if stop_requested(signals) {
+            let pending = StartSignals::of(signals);
+            if pending.stop {
                 log::info!("stopping: asked to while starting");
                 Ok(Exit::Stopped)
             } else {
                 readiness.ready();
+                if pending.reload {
+                    // The file may have changed since it was read at the start.
+                    supervisor.reload();
+                }
                 supervisor.run(signals).map_err(|e| e.to_string())
             }
         }
@@ -259,12 +264,25 @@ fn run_daemon(
     }
 }
 
-/// Whether SIGTERM or SIGINT arrived during the start. Other signals seen here need nothing:
-/// the supervisor reaps children when it starts, and SIGHUP's reopen is moot at start.
-fn stop_requested(signals: &mut Signals) -> bool {
-    signals
-        .pending()
-        .any(|signal| signal == libc::SIGTERM || signal == libc::SIGINT)
+/// What arrived during the start. SIGCHLD needs nothing here: the supervisor reaps
+/// children when it starts.
+struct StartSignals {
+    /// SIGTERM or SIGINT.
+    stop: bool,
+    /// SIGHUP: reload once running.
+    reload: bool,
+}
+
+impl StartSignals {
+    fn of(signals: &mut Signals) -> StartSignals {
+        let pending: Vec<i32> = signals.pending().collect();
+        StartSignals {
+            stop: pending
+                .iter()
+                .any(|&signal| signal == libc::SIGTERM || signal == libc::SIGINT),
+            reload: pending.contains(&libc::SIGHUP),
+        }
+    }
 }
 
 fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {

@@ -262,7 +262,7 @@ impl Supervisor {
     }
 
     /// Reads the config file again and applies what can change live (see `reload`).
-    fn reload(&mut self) {
+    pub fn reload(&mut self) {
         let plan = match self.reloader.prepare(&self.settings.config) {
             Ok(Some(plan)) => plan,
             Ok(None) => {
