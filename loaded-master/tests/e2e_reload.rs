@@ -181,6 +181,21 @@ fn a_server_added_takes_new_clients_while_held_connections_keep_theirs(mode: Mod
     });
     assert!(all, "{}", master.log(&net));
     assert_eq!(children(&net), before, "a reload restarts no process");
+
+    // Workers started after the reload get the new config: b4 still takes new clients.
+    for worker in &before.0 {
+        // SAFETY: kill has no memory effects; the pid is a worker of our master.
+        unsafe { libc::kill(*worker as i32, libc::SIGKILL) };
+    }
+    let restarted = wait_until(secs(10), || {
+        let now = children(&net).0;
+        now.len() == before.0.len() && now.iter().all(|pid| !before.0.contains(pid))
+    });
+    assert!(restarted, "{}", master.log(&net));
+    let all = wait_until(secs(CONVERGE), || {
+        answering_both(&net, 8) == names(&["b1", "b2", "b3", "b4"])
+    });
+    assert!(all, "after the workers' restart:\n{}", master.log(&net));
     let log = master.log(&net);
     assert!(
         log.contains(&format!("reloaded: added {} {}", BACKEND4[3], BACKEND6[3])),
