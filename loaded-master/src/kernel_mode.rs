@@ -31,6 +31,8 @@ pub struct KernelForwarding {
     /// Servers whose connections are forgotten once more at the given time; see
     /// `SECOND_FLUSH_AFTER`.
     second_flushes: Vec<(Instant, IpAddr)>,
+    /// Servers a reload removed, for the log ("removed" rather than "down").
+    removed: HashSet<IpAddr>,
 }
 
 /// The workers hear of a server going down from the prober directly, at about the time we
@@ -93,6 +95,7 @@ impl KernelForwarding {
             rip4: config.rip4,
             rip6: config.rip6,
             second_flushes: Vec::new(),
+            removed: HashSet::new(),
         }
     }
 
@@ -162,6 +165,29 @@ impl KernelForwarding {
         Ok(())
     }
 
+    /// A reload, before the workers hear of it: `config` is the new one (hot-plugs are
+    /// checked against its servers), `added` get their map elements. A server configured
+    /// again still has its element: slots and elements are never removed.
+    pub fn reload_servers(&mut self, config: &Config, added: &[IpAddr]) {
+        self.configured = config.backends().iter().map(|b| b.addr).collect();
+        self.removed.retain(|addr| !self.configured.contains(addr));
+        for addr in added {
+            self.add(*addr);
+        }
+    }
+
+    /// A reload, after the workers heard of it: the removed servers' connections are
+    /// forgotten as a down server's are (now, and once more a little later), so that their
+    /// clients are queued again at their next packet and move.
+    pub fn forget_removed(&mut self, removed: &[IpAddr]) {
+        for addr in removed {
+            self.removed.insert(*addr);
+            self.forget_connections(*addr);
+            self.second_flushes
+                .push((Instant::now() + SECOND_FLUSH_AFTER, *addr));
+        }
+    }
+
     fn add(&mut self, addr: IpAddr) {
         let slot = match self.slots.register(addr) {
             Ok(slot) => slot,
@@ -183,14 +209,19 @@ impl KernelForwarding {
             log::warn!("the prober says {addr} is down, but it is no server of ours");
             return;
         };
+        let why = if self.removed.contains(&addr) {
+            "removed by a reload"
+        } else {
+            "down"
+        };
         let forgotten =
             mark_of(addr, slot).map(|mark| (mark, conntrack::forget_server(addr, mark)));
         match forgotten {
             Ok((_, Ok(count))) => {
-                log::info!("{count} connection(s) to {addr} forgotten: it is down")
+                log::info!("{count} connection(s) to {addr} forgotten: it is {why}")
             }
             Ok((mark, Err(e))) => log::error!(
-                "server {addr} is down, but its connections (mark {mark:#x}) could not be forgotten: {e}"
+                "server {addr} is {why}, but its connections (mark {mark:#x}) could not be forgotten: {e}"
             ),
             Err(e) => log::error!("{e}"),
         }

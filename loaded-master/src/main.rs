@@ -8,6 +8,7 @@
 
 mod bounded_command;
 mod cli;
+mod config_file;
 mod conntrack;
 mod daemon;
 mod kernel_mode;
@@ -15,6 +16,7 @@ mod master;
 mod nft;
 mod queue_drops;
 mod queues;
+mod reload;
 mod rules;
 mod server_slots;
 mod spawn;

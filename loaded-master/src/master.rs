@@ -5,9 +5,11 @@
 //! a message that names what failed.
 
 use crate::cli::{self, Command, Options};
+use crate::config_file::ConfigSource;
 use crate::daemon::{self, PidFile, Readiness};
 use crate::kernel_mode::{self, KernelForwarding};
 use crate::queues;
+use crate::reload::Reloader;
 use crate::rules::{Family, FamilyRules, RuleSet};
 use crate::server_slots::ServerSlots;
 use crate::spawn::{JailArgs, Role};
@@ -22,8 +24,6 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-const DEFAULT_CONFIG_PATHS: [&str; 2] = ["loaded.conf", "/etc/loaded/loaded.conf"];
 
 pub fn main() -> i32 {
     let command = match cli::parse(std::env::args_os().skip(1)) {
@@ -44,8 +44,9 @@ pub fn main() -> i32 {
         }
         Command::Run(options) => options,
     };
-    let Checked { config, warnings } = match load_config(&options) {
-        Ok(checked) => checked,
+    let loaded = ConfigSource::new(&options).and_then(|source| Ok((source.load()?, source)));
+    let (Checked { config, warnings }, source) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return 1;
@@ -60,7 +61,7 @@ pub fn main() -> i32 {
         println!("# configuration OK");
         return 0;
     }
-    match run(options, config, &warnings) {
+    match run(options, config, &warnings, source) {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e}");
@@ -69,43 +70,12 @@ pub fn main() -> i32 {
     }
 }
 
-/// The config with the command line applied on top (-4/-6, -f, -Q, -U).
-fn load_config(options: &Options) -> Result<Checked, String> {
-    let path = match &options.config {
-        Some(path) => path.clone(),
-        None => DEFAULT_CONFIG_PATHS
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .ok_or_else(|| {
-                format!(
-                    "loaded-master: no config file: give one with -c, or create {}",
-                    DEFAULT_CONFIG_PATHS.join(" or ")
-                )
-            })?,
-    };
-    let Checked {
-        mut config,
-        warnings,
-    } = Config::load(&path).map_err(|errors| errors.to_string())?;
-    if options.ipv4_only || options.ipv6_only {
-        config
-            .restrict_family(options.ipv4_only, options.ipv6_only)
-            .map_err(|e| format!("loaded-master: {}: {e}", path.display()))?;
-    }
-    if options.failover {
-        config.failover = true;
-    }
-    if let Some(len) = options.queue_len {
-        config.nfq_len = len;
-    }
-    if let Some(user) = &options.user {
-        config.user = user.clone();
-    }
-    Ok(Checked { config, warnings })
-}
-
-fn run(options: Options, config: Config, warnings: &[ConfigWarning]) -> Result<i32, String> {
+fn run(
+    options: Options,
+    config: Config,
+    warnings: &[ConfigWarning],
+    source: ConfigSource,
+) -> Result<i32, String> {
     let level = if options.foreground {
         log::LevelFilter::Debug
     } else {
@@ -185,10 +155,30 @@ fn run(options: Options, config: Config, warnings: &[ConfigWarning]) -> Result<i
             }
         }
     };
+    let reloader = match ServerSlots::register_configured(
+        flow_table.as_fd(),
+        capacity as usize,
+        &config.backends(),
+    ) {
+        Ok(slots) => {
+            let rules = (config.rules == Rules::Auto && config.forward == Forward::Userspace)
+                .then(|| rule_set.clone());
+            Reloader::new(source, slots, rules, &config)
+        }
+        Err(e) => {
+            if config.rules == Rules::Auto {
+                rule_set.remove();
+            }
+            remove_kernel_table(&kernel);
+            readiness.failed(&e.to_string());
+            return Err(e.to_string());
+        }
+    };
     let result = run_daemon(
         &mut readiness,
         &mut signals,
         &config,
+        reloader,
         Settings {
             config: config.clone(),
             worker_binary,
@@ -223,6 +213,7 @@ fn run_daemon(
     readiness: &mut Readiness,
     signals: &mut Signals,
     config: &Config,
+    reloader: Reloader,
     settings: Settings,
     kernel: Option<KernelForwarding>,
     queue_sockets: Vec<(u16, nfq::Queue)>,
@@ -230,7 +221,7 @@ fn run_daemon(
     let _pidfile = PidFile::create(&config.pidfile)
         .map_err(|e| format!("cannot write pidfile {}: {e}", config.pidfile.display()))?;
     let failover = config.failover;
-    let mut supervisor = Supervisor::new(settings, kernel).map_err(|e| e.to_string())?;
+    let mut supervisor = Supervisor::new(settings, kernel, reloader).map_err(|e| e.to_string())?;
     let mut started = Ok(());
     for (index, (core, socket)) in queue_sockets.into_iter().enumerate() {
         let role = Role::Worker {
@@ -259,11 +250,16 @@ fn run_daemon(
                 config.backends().len(),
                 config.forward
             );
-            if stop_requested(signals) {
+            let pending = StartSignals::of(signals);
+            if pending.stop {
                 log::info!("stopping: asked to while starting");
                 Ok(Exit::Stopped)
             } else {
                 readiness.ready();
+                if pending.reload {
+                    // The file may have changed since it was read at the start.
+                    supervisor.reload();
+                }
                 supervisor.run(signals).map_err(|e| e.to_string())
             }
         }
@@ -280,12 +276,25 @@ fn run_daemon(
     }
 }
 
-/// Whether SIGTERM or SIGINT arrived during the start. Other signals seen here need nothing:
-/// the supervisor reaps children when it starts, and SIGHUP's reopen is moot at start.
-fn stop_requested(signals: &mut Signals) -> bool {
-    signals
-        .pending()
-        .any(|signal| signal == libc::SIGTERM || signal == libc::SIGINT)
+/// What arrived during the start. SIGCHLD needs nothing here: the supervisor reaps
+/// children when it starts.
+struct StartSignals {
+    /// SIGTERM or SIGINT.
+    stop: bool,
+    /// SIGHUP: reload once running.
+    reload: bool,
+}
+
+impl StartSignals {
+    fn of(signals: &mut Signals) -> StartSignals {
+        let pending: Vec<i32> = signals.pending().collect();
+        StartSignals {
+            stop: pending
+                .iter()
+                .any(|&signal| signal == libc::SIGTERM || signal == libc::SIGINT),
+            reload: pending.contains(&libc::SIGHUP),
+        }
+    }
 }
 
 fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {

@@ -175,6 +175,34 @@ impl RuleSet {
         Ok(())
     }
 
+    /// Userspace mode, at a reload: queues the replies of a server that is new (appended to
+    /// its family's `LOADED-FORWARD`). `Ok(false)`: no rules for its family (no VIP of it,
+    /// or kernel mode, which needs none).
+    pub fn add_real_source(&self, addr: IpAddr) -> Result<bool, RuleError> {
+        let Some(rules) = self
+            .families
+            .iter()
+            .find(|rules| rules.vip.is_ipv4() == addr.is_ipv4())
+        else {
+            return Ok(false);
+        };
+        if self.forward == Forward::Kernel {
+            return Ok(false);
+        }
+        run(rules.family.tool(), &self.real_source_command(addr))?;
+        Ok(true)
+    }
+
+    fn real_source_command(&self, addr: IpAddr) -> Vec<String> {
+        let host = IpNet {
+            addr,
+            prefix_len: if addr.is_ipv4() { 32 } else { 128 },
+        };
+        let mut command = args(&["-A", FORWARD_CHAIN, "-s", &host.to_string()]);
+        command.extend(self.queue_target());
+        command
+    }
+
     pub fn remove(&self) {
         for rules in &self.families {
             remove_family(rules.family);
@@ -239,6 +267,23 @@ mod tests {
         assert!(commands.iter().all(|c| c.starts_with("-w -t mangle")));
         // The jumps come last: the chains are complete before traffic enters them.
         assert!(commands[commands.len() - 1].contains("-I FORWARD 1 -j LOADED-FORWARD"));
+    }
+
+    #[test]
+    fn a_server_added_by_a_reload_gets_the_reply_rule_of_the_others() {
+        let set = RuleSet {
+            families: vec![],
+            first_queue: 0,
+            last_queue: 1,
+            forward: Forward::Userspace,
+        };
+        assert_eq!(
+            set.real_source_command("fd00:19::14".parse().unwrap())
+                .join(" "),
+            "-w -t mangle -A LOADED-FORWARD -s fd00:19::14/128 -j NFQUEUE --queue-balance 0:1"
+        );
+        // No family: nothing to add, nothing run.
+        assert!(!set.add_real_source("198.19.0.14".parse().unwrap()).unwrap());
     }
 
     #[test]

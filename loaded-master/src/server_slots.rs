@@ -63,6 +63,14 @@ impl ServerSlots {
         Ok(slot)
     }
 
+    /// Marks `addr` withdrawn by a reload (or configured again), for every worker to see
+    /// (see `SharedFlowTable::set_withdrawn`); registers it first if needed.
+    pub fn set_withdrawn(&mut self, addr: IpAddr, withdrawn: bool) -> Result<(), DirectoryFull> {
+        let slot = self.register(addr)?;
+        self.table.set_withdrawn(slot, withdrawn);
+        Ok(())
+    }
+
     pub fn slot(&self, addr: IpAddr) -> Option<usize> {
         self.slots.get(&addr).copied()
     }

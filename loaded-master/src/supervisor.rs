@@ -1,5 +1,6 @@
 //! The master's event loop: it watches its children (their channels and SIGCHLD), relays
-//! their log lines, restarts a child that dies, and stops everything on SIGTERM/SIGINT.
+//! their log lines, restarts a child that dies, reloads the config on SIGHUP, and stops
+//! everything on SIGTERM/SIGINT.
 //!
 //! A dead worker is never left unnoticed: it is logged and restarted with a fresh queue
 //! socket (the binding died with the old one). A child that keeps dying stops the whole
@@ -8,6 +9,7 @@
 use crate::kernel_mode::KernelForwarding;
 use crate::queue_drops::{self, DropWatch};
 use crate::queues;
+use crate::reload::{self, Plan, Reloader};
 use crate::spawn::{spawn, JailArgs, Role};
 use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
@@ -61,6 +63,7 @@ pub struct Supervisor {
     queue_drops: DropWatch,
     /// forward=kernel: acts on the prober's backend changes.
     kernel: Option<KernelForwarding>,
+    reloader: Reloader,
 }
 
 /// The signals the master handles; registered before the master acquires anything, so that
@@ -78,7 +81,11 @@ pub enum Exit {
 }
 
 impl Supervisor {
-    pub fn new(settings: Settings, kernel: Option<KernelForwarding>) -> io::Result<Supervisor> {
+    pub fn new(
+        settings: Settings,
+        kernel: Option<KernelForwarding>,
+        reloader: Reloader,
+    ) -> io::Result<Supervisor> {
         Ok(Supervisor {
             settings,
             poll: Poll::new()?,
@@ -87,6 +94,7 @@ impl Supervisor {
             restarts: HashMap::new(),
             queue_drops: DropWatch::default(),
             kernel,
+            reloader,
         })
     }
 
@@ -119,6 +127,7 @@ impl Supervisor {
         let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)?;
         let sent = spawned.channel.send(&Message::ProberSetup {
             config: Box::new(self.settings.config.clone()),
+            withdrawn: self.reloader.withdrawn(),
         });
         self.adopt(role, spawned.pid, spawned.channel)?;
         sent.map_err(|e| io::Error::other(format!("prober: cannot send its setup: {e}")))?;
@@ -232,9 +241,8 @@ impl Supervisor {
                             }
                             SIGHUP => {
                                 syslog_sink::reconnect();
-                                log::info!(
-                                    "SIGHUP: syslog reopened; configuration changes take effect at restart"
-                                );
+                                log::info!("SIGHUP: syslog reopened, reloading the config");
+                                self.reload();
                             }
                             _ => {
                                 if let Some(exit) = self.reap_children() {
@@ -251,6 +259,65 @@ impl Supervisor {
                 kernel.run_due(Instant::now());
             }
         }
+    }
+
+    /// Reads the config file again and applies what can change live (see `reload`).
+    pub fn reload(&mut self) {
+        let plan = match self.reloader.prepare(&self.settings.config) {
+            Ok(Some(plan)) => plan,
+            Ok(None) => {
+                log::info!("reload: nothing to apply");
+                return;
+            }
+            Err(e) => {
+                for line in e.to_string().lines() {
+                    log::error!("reload refused, the running config stays: {line}");
+                }
+                return;
+            }
+        };
+        let Plan {
+            config,
+            diff,
+            balancing,
+            health,
+        } = plan;
+        let added: Vec<_> = diff.added.iter().map(|b| b.addr).collect();
+        if let Some(kernel) = self.kernel.as_mut() {
+            // A decided packet must find its server's map element.
+            kernel.reload_servers(&config, &added);
+        }
+        // From now on children started anew get the new config.
+        self.settings.config = config;
+        let worker_message = Message::WorkerReconfigure {
+            settings: Box::new(balancing),
+        };
+        let prober_message = Message::ProberReconfigure {
+            settings: Box::new(health),
+        };
+        for child in self.children.values() {
+            let message = match child.role {
+                Role::Worker { .. } => &worker_message,
+                Role::Prober => &prober_message,
+            };
+            let sent = match &child.channel {
+                Some(channel) => channel.send(message),
+                None => continue,
+            };
+            if let Err(e) = sent {
+                // A child left on the old config would disagree with the others; its
+                // successor starts with the new one.
+                log::error!(
+                    "{}: cannot send the reload: {e}; restarting it",
+                    child.role.name()
+                );
+                let _ = kill(child.pid, Signal::SIGKILL);
+            }
+        }
+        if let Some(kernel) = self.kernel.as_mut() {
+            kernel.forget_removed(&diff.removed);
+        }
+        log::info!("reloaded: {}", reload::describe(&diff));
     }
 
     /// Logs the packets the kernel could not give our workers since the last report.

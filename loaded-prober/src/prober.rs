@@ -3,15 +3,21 @@
 //! that the master set up: a snapshot when a link is new or a worker asks, then numbered
 //! changes. Every change also goes to the master (`BackendChange`), which needs it in
 //! kernel mode. Each change is logged once, with its reason; nothing is logged per check.
+//!
+//! A reload (`ProberReconfigure`) changes the servers and the check settings in place
+//! (see `health::reload`); a round follows at once when it added servers, so that a new
+//! server that is down loses its clients within one round.
 
 use crate::health::{Event, HealthChecker};
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
 use loaded_proto::message::{BackendState, BackendUpdate, Message};
+use loaded_proto::reload::HealthSettings;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -19,8 +25,8 @@ const MASTER: Token = Token(usize::MAX);
 
 pub fn run() -> i32 {
     let (_args, channel) = loaded_proto::child::start(caps::Capability::CAP_NET_RAW);
-    let config = match channel.recv() {
-        Ok((Message::ProberSetup { config }, _)) => config,
+    let (config, withdrawn) = match channel.recv() {
+        Ok((Message::ProberSetup { config, withdrawn }, _)) => (config, withdrawn),
         Ok((other, _)) => {
             log::error!("expected ProberSetup, got {}", other.kind());
             return 1;
@@ -30,14 +36,21 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    let checker = match HealthChecker::new(&config) {
+    let mut checker = match HealthChecker::new(&config) {
         Ok(checker) => checker,
         Err(e) => {
             log::error!("cannot open the probe sockets: {e}");
             return 1;
         }
     };
-    let mut prober = match Prober::new(channel, checker, &config) {
+    if !withdrawn.is_empty() {
+        // Only the list of withdrawn servers: the config is the reloaded one already.
+        let (_, sockets) = checker.reconfigure(&config, &withdrawn);
+        if let Err(e) = sockets {
+            log::error!("{e}");
+        }
+    }
+    let mut prober = match Prober::new(channel, checker, *config) {
         Ok(prober) => prober,
         Err(e) => {
             log::error!("{e}");
@@ -61,17 +74,20 @@ struct Prober {
     /// Worker index -> its link.
     links: HashMap<u32, Channel>,
     checker: HealthChecker,
+    /// The config the checks follow, reloads applied.
+    config: Config,
     /// The number of the last change sent.
     seq: u64,
     poll: Poll,
     cycle: Duration,
+    next_round: Instant,
     /// No snapshot goes out before the first round: until then the prober knows less than
     /// the workers (after a prober restart, they know which servers are down).
     first_round_done: bool,
 }
 
 impl Prober {
-    fn new(master: Channel, checker: HealthChecker, config: &Config) -> io::Result<Prober> {
+    fn new(master: Channel, checker: HealthChecker, config: Config) -> io::Result<Prober> {
         let poll = Poll::new()?;
         master.set_nonblocking(true)?;
         poll.registry().register(
@@ -86,17 +102,18 @@ impl Prober {
             seq: 0,
             poll,
             cycle: config.check_cycle,
+            config,
+            // The first round at once: a server that is down at start is found within
+            // `fall` rounds, not `fall + 1`.
+            next_round: Instant::now(),
             first_round_done: false,
         })
     }
 
     fn serve(&mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(16);
-        // The first round at once: a server that is down at start is found within
-        // `fall` rounds, not `fall + 1`.
-        let mut next_round = Instant::now();
         loop {
-            let timeout = next_round.saturating_duration_since(Instant::now());
+            let timeout = self.next_round.saturating_duration_since(Instant::now());
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -111,7 +128,7 @@ impl Prober {
                     self.drain_link(event.token().0 as u32);
                 }
             }
-            if Instant::now() >= next_round {
+            if Instant::now() >= self.next_round {
                 let changes = self.checker.check();
                 for change in changes {
                     self.publish(change);
@@ -123,7 +140,7 @@ impl Prober {
                         self.send_snapshot(worker);
                     }
                 }
-                next_round = Instant::now() + self.cycle;
+                self.next_round = Instant::now() + self.cycle;
             }
         }
     }
@@ -142,6 +159,7 @@ impl Prober {
                         self.add_link(worker, Channel::from_fd(fd))
                             .map_err(|e| format!("cannot use the link to worker {worker}: {e}"))?;
                     }
+                    Message::ProberReconfigure { settings } => self.reconfigure(&settings),
                     other => {
                         return Err(format!(
                             "unexpected {} message from the master",
@@ -154,6 +172,32 @@ impl Prober {
                 Err(e) => return Err(format!("control channel: {e}")),
             }
         }
+    }
+
+    /// A reload. The workers hear of it from the master; each asks us for a snapshot once
+    /// it has applied it, which brings the health of its new servers.
+    fn reconfigure(&mut self, settings: &HealthSettings) {
+        settings.apply_to(&mut self.config);
+        let (done, sockets) = self.checker.reconfigure(&self.config, &settings.withdrawn);
+        if let Err(e) = sockets {
+            log::error!("{e}");
+        }
+        log::info!(
+            "reloaded: checking {} server(s) every {} s, {} added{}, {} removed{}",
+            self.checker.states().len(),
+            self.config.check_cycle.as_secs(),
+            done.added.len(),
+            list(&done.added),
+            done.removed.len(),
+            list(&done.removed)
+        );
+        self.cycle = self.config.check_cycle;
+        let now = Instant::now();
+        self.next_round = if done.added.is_empty() {
+            self.next_round.min(now + self.cycle)
+        } else {
+            now
+        };
     }
 
     fn add_link(&mut self, worker: u32, link: Channel) -> io::Result<()> {
@@ -288,4 +332,13 @@ impl Prober {
             log::warn!("cannot send a backend change to the master: {e}");
         }
     }
+}
+
+/// ` (a, b)` for a log line, or nothing for an empty list.
+fn list(addrs: &[IpAddr]) -> String {
+    if addrs.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+    format!(" ({})", names.join(", "))
 }

@@ -413,6 +413,56 @@ mod tests {
     }
 
     #[test]
+    fn reload_messages_round_trip_carry_no_descriptor_and_truncated_ones_are_refused() {
+        use crate::reload::{BalancingSettings, HealthSettings};
+        let config = crate::config::Config::parse(
+            "VIP4=198.18.100.1\nserver4=198.19.0.11\nserver4=198.19.0.14 weight=3\n\
+             strategy=weighted\ncheck_cycle=5\nbroadcast=198.19.0.255\n",
+            "t",
+        )
+        .unwrap()
+        .config;
+        let removed = vec!["198.19.0.12".parse().unwrap()];
+        let messages = [
+            Message::WorkerReconfigure {
+                settings: Box::new(BalancingSettings::new(&config, removed.clone())),
+            },
+            Message::ProberReconfigure {
+                settings: Box::new(HealthSettings::new(&config, removed.clone())),
+            },
+            Message::ProberSetup {
+                config: Box::new(config.clone()),
+                withdrawn: removed,
+            },
+        ];
+        let (a, b) = Channel::pair().unwrap();
+        for message in messages {
+            assert_eq!(message.expected_fds(), 0, "{}", message.kind());
+            a.send(&message).unwrap();
+            let (received, fds) = b.recv().unwrap();
+            assert_eq!(received, message);
+            assert!(fds.is_empty());
+            let bytes = encode(&message).unwrap();
+            for cut in 0..bytes.len() {
+                assert!(
+                    decode(&bytes[..cut]).is_err(),
+                    "{} cut at {cut}",
+                    message.kind()
+                );
+            }
+        }
+        let err = a
+            .send_with_fds(
+                &Message::WorkerReconfigure {
+                    settings: Box::new(BalancingSettings::new(&config, Vec::new())),
+                },
+                &[b.as_fd()],
+            )
+            .unwrap_err();
+        assert!(matches!(err, ChannelError::WrongFdCount { .. }), "{err}");
+    }
+
+    #[test]
     fn an_oversized_snapshot_is_refused_before_it_is_sent() {
         // About 7 bytes a server: 12000 exceed MAX_MESSAGE_LEN.
         assert!(matches!(

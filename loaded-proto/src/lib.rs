@@ -12,3 +12,4 @@ pub mod jail;
 pub mod message;
 pub mod random;
 pub mod relay_log;
+pub mod reload;

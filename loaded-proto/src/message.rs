@@ -7,6 +7,7 @@
 
 use crate::balancing::Backend;
 use crate::config::Config;
+use crate::reload::{BalancingSettings, HealthSettings};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -24,8 +25,12 @@ pub enum Message {
         flow_table_capacity: u64,
         config: Box<Config>,
     },
-    /// master -> prober, no descriptor.
-    ProberSetup { config: Box<Config> },
+    /// master -> prober, no descriptor. `withdrawn`: servers reloads took out of the
+    /// configuration since the master started (see `HealthSettings::withdrawn`).
+    ProberSetup {
+        config: Box<Config>,
+        withdrawn: Vec<IpAddr>,
+    },
     /// child -> master: setup is complete and the child is in its jail.
     Ready,
     /// child -> master: one log line for syslog; the master adds the child's name.
@@ -58,6 +63,10 @@ pub enum Message {
     /// broke (closed, or it carried a message that was not trusted); the master makes a
     /// fresh one.
     LinkLost { worker: u32 },
+    /// master -> worker, after a reload (SIGHUP): the new servers, weights and strategy.
+    WorkerReconfigure { settings: Box<BalancingSettings> },
+    /// master -> prober, after a reload: the new servers and health-check settings.
+    ProberReconfigure { settings: Box<HealthSettings> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +115,8 @@ impl Message {
             Message::BackendChange { .. } => "BackendChange",
             Message::SnapshotRequest => "SnapshotRequest",
             Message::LinkLost { .. } => "LinkLost",
+            Message::WorkerReconfigure { .. } => "WorkerReconfigure",
+            Message::ProberReconfigure { .. } => "ProberReconfigure",
         }
     }
 }

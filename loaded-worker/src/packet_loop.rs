@@ -13,6 +13,7 @@ use crate::prober_link::ProberLink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::forwarding::Forward;
 use loaded_proto::message::Message;
+use loaded_proto::reload::BalancingSettings;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::fmt;
@@ -229,6 +230,7 @@ impl PacketLoop {
                 self.replace_prober_link(Channel::from_fd(fd))
                     .map_err(|e| LoopError::Control(format!("cannot use the prober link: {e}")))?;
             }
+            Message::WorkerReconfigure { settings } => self.reconfigure(&settings),
             other => {
                 return Err(LoopError::Control(format!(
                     "unexpected {} message from the master",
@@ -237,6 +239,26 @@ impl PacketLoop {
             }
         }
         Ok(())
+    }
+
+    /// A reload: new servers, weights and strategy, applied between two bursts.
+    fn reconfigure(&mut self, settings: &BalancingSettings) {
+        let done = self.balancer.reconfigure(settings);
+        log::info!(
+            "reloaded: {} server(s), strategy {}, {} added, {} removed",
+            done.backends,
+            settings.strategy,
+            done.added.len(),
+            done.removed.len()
+        );
+        for addr in done.left_out {
+            log::error!("server {addr} left out: the flow table has no directory slot left");
+        }
+        if let Some(link) = &self.prober {
+            if let Err(e) = link.request_snapshot() {
+                log::warn!("cannot ask the prober for a snapshot after the reload: {e}");
+            }
+        }
     }
 
     fn replace_prober_link(&mut self, channel: Channel) -> io::Result<()> {

@@ -5,7 +5,7 @@
 //! and asks for a snapshot. A message that is not one the prober may send ends the link:
 //! the worker keeps its last known state until the master hands it a new link.
 
-use crate::datapath::balancer::Balancer;
+use crate::datapath::balancer::{AddRefused, Balancer};
 use loaded_proto::channel::Channel;
 use loaded_proto::message::{BackendState, BackendUpdate, Message};
 
@@ -21,6 +21,13 @@ impl ProberLink {
             channel,
             last_seq: None,
         }
+    }
+
+    /// After a reload: the prober's view of the servers this worker now has. A snapshot
+    /// brings their health, whichever of the two heard of the reload first (a change about
+    /// a server this worker did not have yet was ignored).
+    pub fn request_snapshot(&self) -> Result<(), loaded_proto::channel::ChannelError> {
+        self.channel.try_send(&Message::SnapshotRequest)
     }
 
     /// What the prober may say to a worker.
@@ -82,8 +89,13 @@ fn apply_update(balancer: &mut Balancer, update: BackendUpdate) {
 }
 
 fn add(balancer: &mut Balancer, backend: loaded_proto::balancing::Backend) {
-    if let Err(e) = balancer.add_backend(backend) {
-        log::error!("cannot add server {}: {e}", backend.addr);
+    match balancer.add_backend(backend) {
+        Ok(_) => {}
+        // The prober had not heard of the reload when it sent this.
+        Err(AddRefused::Withdrawn) => {
+            log::debug!("server {} not added: a reload removed it", backend.addr)
+        }
+        Err(e) => log::error!("cannot add server {}: {e}", backend.addr),
     }
 }
 

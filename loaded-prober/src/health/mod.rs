@@ -7,6 +7,7 @@ mod echo_packet;
 mod hysteresis;
 mod icmp;
 mod local;
+mod reload;
 mod round;
 mod sockets;
 mod tcp_connect;
@@ -43,11 +44,15 @@ pub enum Event {
 
 pub struct HealthChecker {
     sockets: ProbeSockets,
+    /// The families `sockets` was opened for (see `reload::wanted_families`).
+    sockets_families: (bool, bool),
     /// `plan.servers` always lists the addresses of `servers`, in the same order.
     plan: RoundPlan,
     rise: u32,
     fall: u32,
     servers: Vec<(Backend, ServerHealth)>,
+    /// The addresses of the configured servers among `servers` (the rest were discovered).
+    configured: HashSet<IpAddr>,
     /// Hosts on their way to `rise` successes. A failure drops one: starting over from a
     /// broken streak is the same as starting fresh, and the map stays small.
     candidates: HashMap<IpAddr, ServerHealth>,
@@ -57,17 +62,20 @@ pub struct HealthChecker {
 
 impl HealthChecker {
     pub fn new(config: &Config) -> io::Result<Self> {
-        let servers = config
+        let servers: Vec<(Backend, ServerHealth)> = config
             .backends()
             .into_iter()
             .map(|backend| (backend, ServerHealth::in_service()))
             .collect();
+        let configured = servers.iter().map(|(backend, _)| backend.addr).collect();
         Ok(HealthChecker {
             sockets: ProbeSockets::open(config)?,
+            sockets_families: reload::wanted_families(config),
             plan: RoundPlan::from_config(config),
             rise: config.rise,
             fall: config.fall,
             servers,
+            configured,
             candidates: HashMap::new(),
             ignored: HashSet::new(),
             broadcast_errors: HashMap::new(),

@@ -21,6 +21,8 @@ pub struct RoundPlan {
     pub broadcast6: Option<Ipv6Addr>,
     pub rip4: Option<IpNet>,
     pub rip6: Option<IpNet>,
+    /// Servers a reload removed: never hot-plugged again, whatever they answer.
+    pub withdrawn: HashSet<IpAddr>,
     pub port: u16,
     /// For each of the two phases (echo, connect).
     pub timeout: Duration,
@@ -34,6 +36,7 @@ impl RoundPlan {
             broadcast6: config.broadcast6,
             rip4: config.rip4,
             rip6: config.rip6,
+            withdrawn: HashSet::new(),
             port: config.port_alive,
             timeout: config.check_timeout,
         }
@@ -174,7 +177,7 @@ fn strangers(
     let unknown: Vec<SocketAddr> = echo
         .replies
         .iter()
-        .filter(|from| !planned.contains(&from.ip()))
+        .filter(|from| !planned.contains(&from.ip()) && !plan.withdrawn.contains(&from.ip()))
         .copied()
         .collect();
     if unknown.is_empty() {

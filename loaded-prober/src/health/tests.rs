@@ -321,3 +321,53 @@ fn broadcast_errors_are_reported_once_until_they_change() {
     checker.record_broadcast_errors(failed("Permission denied"), &mut events);
     assert_eq!(events.len(), 3);
 }
+
+#[test]
+fn a_reload_keeps_the_health_of_kept_servers_starts_new_ones_up_and_drops_removed_ones() {
+    require_root();
+    let mut checker = HealthChecker::new(&config_with(ip(V4), 1)).unwrap();
+    let hot = ip("127.0.0.9");
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        checker.record_candidates(&[hot], &mut events);
+    }
+    checker.record_servers(
+        vec![(ip(V4), Err(FailReason::NoReply)), (hot, Ok(()))],
+        &mut events,
+    );
+    assert!(!checker.states()[0].1, "down before the reload");
+
+    let mut config = config_with(ip(V4), 1);
+    let new = Backend {
+        addr: ip("127.0.0.2"),
+        weight: 4,
+    };
+    config.servers4.insert(0, new);
+    config.rise = 5;
+    let (done, sockets) = checker.reconfigure(&config, &[]);
+    sockets.unwrap();
+    assert_eq!(done.added, [new.addr]);
+    assert!(done.removed.is_empty());
+    let weight_one = |addr| Backend { addr, weight: 1 };
+    assert_eq!(
+        checker.states(),
+        [
+            (new, true),
+            (weight_one(ip(V4)), false),
+            (weight_one(hot), true)
+        ],
+        "configured in the new order, the discovered one last"
+    );
+    assert_eq!(checker.plan.servers, [new.addr, ip(V4), hot]);
+    assert_eq!(checker.rise, 5);
+
+    // 127.0.0.1 removed, the discovered host withdrawn too: neither is checked again.
+    let config = Config {
+        servers4: vec![new],
+        ..config
+    };
+    let (done, _) = checker.reconfigure(&config, &[ip(V4), hot]);
+    assert_eq!(done.removed, [ip(V4), hot]);
+    assert_eq!(checker.states(), [(new, true)]);
+    assert!(checker.plan.withdrawn.contains(&hot));
+}

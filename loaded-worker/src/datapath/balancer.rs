@@ -4,6 +4,13 @@
 //! Health changes touch only what they must: a backend going down gets no new mapping, and
 //! each of its mappings is moved to a fresh pick at the flow's next packet; mappings to
 //! healthy backends are never moved. Hot-plugged backends are appended.
+//!
+//! A reload (`reconfigure`) replaces the configured backends: kept ones keep their health
+//! and their mappings, new ones start up, removed ones are treated like a backend that
+//! went down (their mappings move at the flow's next packet), and the scheduler is
+//! rebuilt for the new set. Whether a server was removed is recorded in the flow table's
+//! directory by the master ("withdrawn"), so every worker, also one started later, agrees,
+//! and a stale health message cannot bring a removed server back.
 
 use super::flow::{BackendSelector, FlowKey};
 use super::flow_table::{
@@ -11,6 +18,9 @@ use super::flow_table::{
 };
 use super::scheduler::{self, BackendSet, Member, PickRequest, Scheduler, SharedState};
 use loaded_proto::balancing::{Backend, Stickiness, Strategy};
+use loaded_proto::reload::BalancingSettings;
+use std::collections::HashSet;
+use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -27,10 +37,42 @@ pub struct BalancerConfig {
 pub struct Balancer {
     table: SharedFlowTable,
     backends: BackendSet,
+    strategy: Strategy,
     scheduler: Box<dyn Scheduler>,
     stickiness: Stickiness,
     /// Packets that needed a pick when no backend of their family was up.
     no_backend: u64,
+}
+
+/// Why a hot-plugged backend was not added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddRefused {
+    /// The directory has no slot left for it.
+    Full(DirectoryFull),
+    /// A reload removed it from the configuration; only a later reload brings it back.
+    Withdrawn,
+}
+
+impl fmt::Display for AddRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddRefused::Full(full) => full.fmt(f),
+            AddRefused::Withdrawn => f.write_str("a reload removed it from the configuration"),
+        }
+    }
+}
+
+impl std::error::Error for AddRefused {}
+
+/// What a reload did to this worker's backends, for its log line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    pub added: Vec<IpAddr>,
+    pub removed: Vec<IpAddr>,
+    /// Configured servers the directory had no slot for.
+    pub left_out: Vec<IpAddr>,
+    /// Every backend after the reload, hot-plugged ones included.
+    pub backends: usize,
 }
 
 /// What this worker knows about the backends and has done with the table, for the log and
@@ -60,6 +102,7 @@ impl Balancer {
         let mut balancer = Balancer {
             table,
             backends: BackendSet::default(),
+            strategy: config.strategy,
             scheduler: scheduler::for_strategy(config.strategy),
             stickiness: config.stickiness,
             no_backend: 0,
@@ -74,13 +117,75 @@ impl Balancer {
     }
 
     /// Appends a hot-plugged backend, up. `Ok(false)`: it is already known, and keeps its
-    /// weight and health.
-    pub fn add_backend(&mut self, backend: Backend) -> Result<bool, DirectoryFull> {
-        let added = self.admit(backend)?;
+    /// weight and health. A backend a reload withdrew is refused: the message that names
+    /// it predates the reload (the prober had not heard of it yet).
+    pub fn add_backend(&mut self, backend: Backend) -> Result<bool, AddRefused> {
+        if self.backends.position(backend.addr).is_some() {
+            return Ok(false);
+        }
+        let slot = self
+            .table
+            .register_backend(backend.addr)
+            .map_err(AddRefused::Full)?;
+        if self.table.is_withdrawn(slot) {
+            return Err(AddRefused::Withdrawn);
+        }
+        let added = self.admit(backend).map_err(AddRefused::Full)?;
         if added {
             self.scheduler.backends_changed(&self.backends);
         }
         Ok(added)
+    }
+
+    /// Applies a reload: the configured backends become `settings.backends` (in that
+    /// order, with those weights), the ones in `settings.removed` go, hot-plugged ones not
+    /// named stay (after the configured ones, in their order). A kept backend keeps its
+    /// health, a new one starts up. Mappings are not touched here: those to kept backends
+    /// stay, those to removed ones move at their next packet (see `is_down`).
+    pub fn reconfigure(&mut self, settings: &BalancingSettings) -> Reconfigured {
+        self.table.set_flow_timeout(settings.flow_timeout);
+        let removed: HashSet<IpAddr> = settings.removed.iter().copied().collect();
+        let old = std::mem::take(&mut self.backends);
+        let mut done = Reconfigured::default();
+        for backend in &settings.backends {
+            let known = old.position(backend.addr).and_then(|index| old.get(index));
+            let (up, slot) = match known {
+                Some(member) => (member.up, member.slot),
+                None => match self.table.register_backend(backend.addr) {
+                    Ok(slot) => {
+                        done.added.push(backend.addr);
+                        (true, slot)
+                    }
+                    Err(DirectoryFull) => {
+                        done.left_out.push(backend.addr);
+                        continue;
+                    }
+                },
+            };
+            self.backends.push(Member {
+                addr: backend.addr,
+                weight: backend.weight,
+                up,
+                slot,
+            });
+        }
+        for member in old.members() {
+            if removed.contains(&member.addr) {
+                if self.backends.position(member.addr).is_none() {
+                    done.removed.push(member.addr);
+                }
+            } else {
+                // A hot-plugged backend; `push` skips one the config now names.
+                self.backends.push(*member);
+            }
+        }
+        if settings.strategy != self.strategy {
+            self.strategy = settings.strategy;
+            self.scheduler = scheduler::for_strategy(settings.strategy);
+        }
+        self.scheduler.backends_changed(&self.backends);
+        done.backends = self.backends.members().len();
+        done
     }
 
     /// Records a health change; `false` if `addr` is not a backend.
@@ -153,7 +258,7 @@ impl Balancer {
         let existing = bucket.find(&key);
         if let Some(way) = existing {
             let current = bucket.mapping(way);
-            if !is_down(&self.backends, current) {
+            if !is_down(&self.backends, &self.table, current) {
                 bucket.touch(way);
                 return Some(current);
             }
@@ -199,15 +304,19 @@ impl BackendSelector for Balancer {
     }
 }
 
-/// Whether a mapping's backend is known to this worker and down. A backend we do not know
-/// yet (hot-plugged, and another worker heard first) is trusted: its mappings are healthy
-/// as far as we can tell, and those are never moved.
-fn is_down(backends: &BackendSet, mapped: BackendSlot) -> bool {
+/// Whether a mapping's backend is known to this worker and down, or withdrawn by a
+/// reload. Another backend we do not know (hot-plugged, and another worker heard first)
+/// is trusted: its mappings are healthy as far as we can tell, and those are never moved.
+fn is_down(backends: &BackendSet, table: &SharedFlowTable, mapped: BackendSlot) -> bool {
     let member = backends
         .at_slot(mapped.slot)
         .filter(|member| member.addr == mapped.addr)
         .or_else(|| backends.get(backends.position(mapped.addr)?));
-    member.is_some_and(|member| !member.up)
+    match member {
+        Some(member) => !member.up,
+        // Rare: only mappings to backends this worker does not have.
+        None => table.is_withdrawn(mapped.slot),
+    }
 }
 
 fn pick(
@@ -509,6 +618,163 @@ mod tests {
         assert_eq!(order, ["198.19.0.1", "198.19.0.9", "198.19.0.1"].map(addr));
     }
 
+    fn settings(
+        servers: &[(&str, u32)],
+        removed: &[&str],
+        strategy: Strategy,
+    ) -> BalancingSettings {
+        let config = config(strategy, Stickiness::Client, servers);
+        BalancingSettings {
+            backends: config.backends,
+            removed: removed.iter().map(|a| addr(a)).collect(),
+            strategy,
+            flow_timeout: config.flow_timeout,
+        }
+    }
+
+    /// What the master does before it tells the workers of a removal or a return.
+    fn set_withdrawn(balancer: &Balancer, server: &str, withdrawn: bool) {
+        let slot = balancer.table.register_backend(addr(server)).unwrap();
+        assert!(balancer.table.set_withdrawn(slot, withdrawn));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_mappings_of_kept_servers_and_moves_those_of_removed_ones() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        let before: Vec<IpAddr> = (0..30)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        set_withdrawn(&balancer, "198.19.0.2", true);
+        let done = balancer.reconfigure(&settings(
+            &[("198.19.0.1", 3), ("198.19.0.3", 1), ("198.19.0.4", 1)],
+            &["198.19.0.2"],
+            Strategy::RoundRobin,
+        ));
+        assert_eq!(done.added, [addr("198.19.0.4")]);
+        assert_eq!(done.removed, [addr("198.19.0.2")]);
+        assert_eq!(done.backends, 3);
+        assert!(!balancer.is_backend(addr("198.19.0.2")));
+        // Until its next packet, a moved flow still belongs to its server (ICMP errors).
+        assert_eq!(
+            balancer.existing_backend_at(&client(1), T0 + 1),
+            Some(addr("198.19.0.2"))
+        );
+        for n in 0..30 {
+            let after = balancer.backend_at(&client(n), T0 + 1).unwrap();
+            if before[n as usize] == addr("198.19.0.2") {
+                assert_ne!(after, addr("198.19.0.2"), "client {n} not moved");
+            } else {
+                assert_eq!(
+                    after, before[n as usize],
+                    "client {n} of a kept server moved"
+                );
+            }
+        }
+        // New clients reach the new server; none reaches the removed one.
+        let fresh: Vec<IpAddr> = (100..106)
+            .map(|n| balancer.backend_at(&client(n), T0 + 2).unwrap())
+            .collect();
+        assert!(fresh.contains(&addr("198.19.0.4")), "{fresh:?}");
+        assert!(!fresh.contains(&addr("198.19.0.2")), "{fresh:?}");
+        balancer.table.assert_live_counters_match_entries();
+    }
+
+    #[test]
+    fn a_reload_keeps_health_and_hot_plugs_and_applies_weights_and_strategy() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        balancer.set_backend_up(addr("198.19.0.3"), false);
+        let hot = Backend {
+            addr: addr("198.19.0.9"),
+            weight: 1,
+        };
+        balancer.add_backend(hot).unwrap();
+        balancer.reconfigure(&settings(
+            &[("198.19.0.3", 1), ("198.19.0.1", 3), ("198.19.0.5", 2)],
+            &["198.19.0.2"],
+            Strategy::Weighted,
+        ));
+        let members: Vec<(IpAddr, u32, bool)> = balancer
+            .backends
+            .members()
+            .iter()
+            .map(|m| (m.addr, m.weight, m.up))
+            .collect();
+        assert_eq!(
+            members,
+            [
+                (addr("198.19.0.3"), 1, false),
+                (addr("198.19.0.1"), 3, true),
+                (addr("198.19.0.5"), 2, true),
+                (addr("198.19.0.9"), 1, true),
+            ]
+        );
+        // Weighted now: 3, 2, 1 of every six new clients (3 is down).
+        for n in 0..60 {
+            balancer.backend_at(&client(n), T0).unwrap();
+        }
+        let live: Vec<u64> = live_mappings(&balancer);
+        assert_eq!(live, [0, 30, 20, 10]);
+    }
+
+    #[test]
+    fn a_withdrawn_server_is_not_brought_back_by_a_stale_hot_plug_but_by_a_reload() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        set_withdrawn(&balancer, "198.19.0.2", true);
+        balancer.reconfigure(&settings(
+            &[("198.19.0.1", 1), ("198.19.0.3", 1)],
+            &["198.19.0.2"],
+            Strategy::RoundRobin,
+        ));
+        let stale = Backend {
+            addr: addr("198.19.0.2"),
+            weight: 1,
+        };
+        assert_eq!(balancer.add_backend(stale), Err(AddRefused::Withdrawn));
+        assert!(!balancer.is_backend(stale.addr));
+        // A worker started after the reload agrees, from the directory alone.
+        set_withdrawn(&balancer, "198.19.0.2", false);
+        balancer.reconfigure(&settings(&THREE, &[], Strategy::RoundRobin));
+        assert!(balancer.is_backend(stale.addr));
+        let order: Vec<IpAddr> = (0..3)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        assert!(order.contains(&stale.addr), "{order:?}");
+    }
+
+    #[test]
+    fn maglev_builds_the_same_table_for_the_same_set_whatever_led_to_it() {
+        use crate::datapath::scheduler::Maglev;
+        let target = [("198.19.0.4", 1), ("198.19.0.3", 1), ("198.19.0.1", 2)];
+        let table_of = |balancer: &Balancer| {
+            let mut maglev = Maglev::default();
+            maglev.backends_changed(&balancer.backends);
+            maglev.owners_by_address(&balancer.backends, Family::V4)
+        };
+        let fresh = new_balancer(Strategy::Maglev, Stickiness::Client, &target);
+        // Reloaded from three servers: one removed, one added, one reweighted.
+        let mut reloaded = new_balancer(Strategy::Maglev, Stickiness::Client, &THREE);
+        reloaded.reconfigure(&settings(
+            &[("198.19.0.1", 2), ("198.19.0.3", 1), ("198.19.0.4", 1)],
+            &["198.19.0.2"],
+            Strategy::Maglev,
+        ));
+        // Another path: added first, then removed and reweighted, from rr.
+        let mut other = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE[1..]);
+        other.reconfigure(&settings(
+            &[("198.19.0.4", 1), ("198.19.0.2", 1), ("198.19.0.3", 1)],
+            &[],
+            Strategy::RoundRobin,
+        ));
+        other.reconfigure(&settings(&target, &["198.19.0.2"], Strategy::Maglev));
+        let expected = table_of(&fresh);
+        assert_eq!(
+            expected.len(),
+            crate::datapath::scheduler::LOOKUP_TABLE_SIZE
+        );
+        assert_eq!(table_of(&reloaded), expected);
+        assert_eq!(table_of(&other), expected);
+    }
+
     #[test]
     fn backends_beyond_the_directory_are_refused() {
         let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &[]);
@@ -523,7 +789,10 @@ mod tests {
             addr: addr("10.0.0.1"),
             weight: 1,
         };
-        assert_eq!(balancer.add_backend(one_too_many), Err(DirectoryFull));
+        assert_eq!(
+            balancer.add_backend(one_too_many),
+            Err(AddRefused::Full(DirectoryFull))
+        );
         assert!(!balancer.is_backend(one_too_many.addr));
     }
 

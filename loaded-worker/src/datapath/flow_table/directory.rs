@@ -7,7 +7,10 @@
 //! and never freed, so a region knows at most MAX_BACKENDS addresses in its lifetime.
 //!
 //! A slot's state word: 0 free; CLAIMED with the second of the claim while its claimant
-//! writes the address; READY with the family once the address may be read.
+//! writes the address; READY with the family once the address may be read, and WITHDRAWN
+//! while the server is out of the configuration (a reload removed it; only the master sets
+//! and clears it). A withdrawn slot keeps its address: slots are never freed, and a server
+//! configured again gets its old slot back.
 
 use super::clock::monotonic_seconds;
 use super::key::{address_from_words, address_words, Family};
@@ -19,6 +22,7 @@ use std::sync::atomic::Ordering;
 const CLAIMED: u64 = 1 << 62;
 const READY: u64 = 1 << 63;
 const READY_V6: u64 = 1;
+const WITHDRAWN: u64 = 1 << 1;
 /// A claim this old was abandoned by a dead process: writing two words takes nanoseconds.
 const ABANDONED_AFTER_SECS: u32 = 2;
 
@@ -73,6 +77,30 @@ pub fn register(
         }
     }
     Err(DirectoryFull)
+}
+
+/// Marks the ready slot `index` withdrawn or not; `false` if it holds no server.
+pub fn set_withdrawn(slots: &[DirectorySlot; MAX_BACKENDS], index: usize, withdrawn: bool) -> bool {
+    let Some(slot) = slots.get(index) else {
+        return false;
+    };
+    if slot.state.load(Ordering::Acquire) & READY == 0 {
+        return false;
+    }
+    if withdrawn {
+        slot.state.fetch_or(WITHDRAWN, Ordering::AcqRel);
+    } else {
+        slot.state.fetch_and(!WITHDRAWN, Ordering::AcqRel);
+    }
+    true
+}
+
+/// Whether the server in slot `index` was withdrawn by a reload.
+pub fn is_withdrawn(slots: &[DirectorySlot; MAX_BACKENDS], index: usize) -> bool {
+    slots.get(index).is_some_and(|slot| {
+        let state = slot.state.load(Ordering::Acquire);
+        state & READY != 0 && state & WITHDRAWN != 0
+    })
 }
 
 /// Whether a slot that is not READY may be claimed anew: its claim is old (the claimant
@@ -146,6 +174,26 @@ mod tests {
             Err(DirectoryFull)
         );
         assert_eq!(register(&directory, Ipv4Addr::from(3).into()), Ok(2));
+    }
+
+    #[test]
+    fn a_withdrawn_slot_keeps_its_address_and_comes_back() {
+        let directory = empty_directory();
+        let a: IpAddr = "198.19.0.1".parse().unwrap();
+        let b: IpAddr = "fd00:19::1".parse().unwrap();
+        assert_eq!(register(&directory, a), Ok(0));
+        assert_eq!(register(&directory, b), Ok(1));
+        assert!(!set_withdrawn(&directory, 2, true), "free slot");
+        assert!(set_withdrawn(&directory, 1, true));
+        assert!(is_withdrawn(&directory, 1) && !is_withdrawn(&directory, 0));
+        assert_eq!(register(&directory, b), Ok(1), "same slot, same family");
+        assert!(
+            is_withdrawn(&directory, 1),
+            "registering does not reinstate"
+        );
+        assert!(set_withdrawn(&directory, 1, false));
+        assert!(!is_withdrawn(&directory, 1));
+        assert_eq!(register(&directory, b), Ok(1));
     }
 
     #[test]

@@ -171,6 +171,20 @@ impl SharedFlowTable {
         directory::register(&self.header().directory, addr)
     }
 
+    /// Marks the server in directory slot `slot` as removed from the configuration by a
+    /// reload (`true`) or configured again (`false`); only the master calls this. Every
+    /// worker, also one started later, then treats the server's mappings as a down
+    /// server's and refuses to add it back from a stale health message. `false` if the
+    /// slot holds no server.
+    pub fn set_withdrawn(&self, slot: usize, withdrawn: bool) -> bool {
+        directory::set_withdrawn(&self.header().directory, slot, withdrawn)
+    }
+
+    /// Whether the server in `slot` was withdrawn by a reload (see `set_withdrawn`).
+    pub fn is_withdrawn(&self, slot: usize) -> bool {
+        directory::is_withdrawn(&self.header().directory, slot)
+    }
+
     /// Mappings (idle ones not yet swept included) to the backend in `slot`, across all
     /// workers.
     pub fn live_mappings(&self, slot: usize) -> u64 {

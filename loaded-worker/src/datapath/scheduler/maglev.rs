@@ -51,6 +51,18 @@ impl Scheduler for Maglev {
     }
 }
 
+#[cfg(test)]
+impl Maglev {
+    /// The lookup table of `family` as server addresses: comparable between workers whose
+    /// member lists differ in order.
+    pub(crate) fn owners_by_address(&self, backends: &BackendSet, family: Family) -> Vec<IpAddr> {
+        self.lookup[family.index()]
+            .iter()
+            .map(|&member| backends.members()[usize::from(member)].addr)
+            .collect()
+    }
+}
+
 /// A server's place in the population: its permutation and weight.
 struct Candidate {
     member: u16,

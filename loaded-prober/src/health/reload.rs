@@ -1,0 +1,119 @@
+//! A reload of the health checks: new servers, settings, and servers taken out.
+//!
+//! A server kept across the reload keeps its health and its streak. A new one starts in
+//! service, as a configured server does at a prober start, and its first check decides
+//! at once (see `ServerHealth::in_service`). A removed one is dropped and, like every
+//! server a reload withdrew, never hot-plugged again while loaded runs (unless a later
+//! reload configures it). Servers found by the broadcast stay.
+
+use super::hysteresis::ServerHealth;
+use super::round::RoundPlan;
+use super::sockets::ProbeSockets;
+use super::HealthChecker;
+use loaded_proto::balancing::Backend;
+use loaded_proto::config::Config;
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+
+/// What a reload changed, for the prober's log and its next round.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub added: Vec<IpAddr>,
+    pub removed: Vec<IpAddr>,
+}
+
+/// The probe sockets a reload needed anew could not be opened; the old ones stay, and the
+/// servers they cannot reach fail their checks until a restart.
+#[derive(Debug)]
+pub struct SocketsKept(pub io::Error);
+
+impl fmt::Display for SocketsKept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot open the probe sockets the reload needs: {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for SocketsKept {}
+
+impl HealthChecker {
+    /// Applies a reloaded `config` (the prober's own, with the reload's health settings
+    /// written in); `withdrawn` are all the servers reloads removed so far. The servers
+    /// are applied even when new sockets cannot be opened (`Err`).
+    pub fn reconfigure(
+        &mut self,
+        config: &Config,
+        withdrawn: &[IpAddr],
+    ) -> (Reloaded, Result<(), SocketsKept>) {
+        let withdrawn: HashSet<IpAddr> = withdrawn.iter().copied().collect();
+        let configured = config.backends();
+        let now_configured: HashSet<IpAddr> = configured.iter().map(|b| b.addr).collect();
+        let mut old = std::mem::take(&mut self.servers);
+        let mut done = Reloaded::default();
+        for backend in configured {
+            let health = match old.iter().position(|(b, _)| b.addr == backend.addr) {
+                Some(index) => old.swap_remove(index).1,
+                None => {
+                    done.added.push(backend.addr);
+                    ServerHealth::in_service()
+                }
+            };
+            self.servers.push((backend, health));
+        }
+        // What is left was configured before, or discovered; keep old order.
+        old.sort_by_key(|(backend, _)| self.order_hint(backend));
+        for (backend, health) in old {
+            let was_configured = self.configured.contains(&backend.addr);
+            if was_configured || withdrawn.contains(&backend.addr) {
+                done.removed.push(backend.addr);
+            } else {
+                self.servers.push((backend, health));
+            }
+        }
+        self.configured = now_configured;
+        self.candidates.retain(|addr, _| !withdrawn.contains(addr));
+        let sockets_needed = wanted_families(config) != self.sockets_families
+            || config.broadcast6 != self.plan.broadcast6;
+        self.plan = RoundPlan {
+            servers: self.servers.iter().map(|(b, _)| b.addr).collect(),
+            withdrawn,
+            ..RoundPlan::from_config(config)
+        };
+        self.rise = config.rise;
+        self.fall = config.fall;
+        let sockets = if sockets_needed {
+            ProbeSockets::open(config)
+                .map(|sockets| {
+                    self.sockets = sockets;
+                    self.sockets_families = wanted_families(config);
+                })
+                .map_err(SocketsKept)
+        } else {
+            Ok(())
+        };
+        (done, sockets)
+    }
+
+    /// Where `backend` stood before the reload (`servers` is rebuilt in that order).
+    fn order_hint(&self, backend: &Backend) -> usize {
+        self.plan
+            .servers
+            .iter()
+            .position(|addr| *addr == backend.addr)
+            .unwrap_or(usize::MAX)
+    }
+}
+
+/// The families the prober needs a socket for: (IPv4, IPv6), as `ProbeSockets::open`
+/// decides.
+pub(super) fn wanted_families(config: &Config) -> (bool, bool) {
+    (
+        !config.servers4.is_empty() || config.broadcast.is_some(),
+        !config.servers6.is_empty() || config.broadcast6.is_some(),
+    )
+}
