@@ -9,6 +9,7 @@ use loaded_proto::balancing::Backend;
 use loaded_proto::channel::encode;
 use loaded_proto::config::Config;
 use loaded_proto::message::{BackendState, BackendUpdate, LogLevel, Message};
+use loaded_proto::reload::{BalancingSettings, HealthSettings};
 use std::net::{IpAddr, Ipv4Addr};
 
 fn main() -> std::io::Result<()> {
@@ -28,7 +29,14 @@ fn main() -> std::io::Result<()> {
             config: Box::new(config.clone()),
         },
         Message::ProberSetup {
-            config: Box::new(config),
+            config: Box::new(config.clone()),
+            withdrawn: vec![server],
+        },
+        Message::WorkerReconfigure {
+            settings: Box::new(BalancingSettings::new(&config, vec![server])),
+        },
+        Message::ProberReconfigure {
+            settings: Box::new(HealthSettings::new(&config, vec![server])),
         },
         Message::Ready,
         Message::Log {
