@@ -17,6 +17,7 @@ mod nft;
 mod queue_drops;
 mod queues;
 mod reload;
+mod restart_policy;
 mod rules;
 mod server_slots;
 mod spawn;

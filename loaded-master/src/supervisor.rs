@@ -10,6 +10,7 @@ use crate::kernel_mode::KernelForwarding;
 use crate::queue_drops::{self, DropWatch};
 use crate::queues;
 use crate::reload::{self, Plan, Reloader};
+use crate::restart_policy::{Next, RestartPolicy};
 use crate::spawn::{spawn, JailArgs, Role};
 use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
@@ -22,7 +23,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -30,9 +31,6 @@ use std::time::{Duration, Instant};
 
 const SIGNALS: Token = Token(0);
 
-/// More restarts than this within RESTART_WINDOW and the balancer gives up.
-const MAX_RESTARTS: usize = 5;
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How often the kernel's drop counters of our queues are read and growth is logged.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -52,6 +50,8 @@ struct Child {
     role: Role,
     pid: Pid,
     channel: Option<Channel>,
+    /// It reported Ready in this life: its setup works.
+    ready: bool,
 }
 
 pub struct Supervisor {
@@ -59,7 +59,10 @@ pub struct Supervisor {
     poll: Poll,
     children: HashMap<Token, Child>,
     next_token: usize,
-    restarts: HashMap<String, VecDeque<Instant>>,
+    /// Per child name: when a dead one is started again.
+    restart_policies: HashMap<String, RestartPolicy>,
+    /// Children waiting out their restart delay.
+    pending_restarts: Vec<(Instant, Role)>,
     queue_drops: DropWatch,
     /// forward=kernel: acts on the prober's backend changes.
     kernel: Option<KernelForwarding>,
@@ -91,7 +94,8 @@ impl Supervisor {
             poll: Poll::new()?,
             children: HashMap::new(),
             next_token: 1,
-            restarts: HashMap::new(),
+            restart_policies: HashMap::new(),
+            pending_restarts: Vec::new(),
             queue_drops: DropWatch::default(),
             kernel,
             reloader,
@@ -194,6 +198,7 @@ impl Supervisor {
                 role,
                 pid,
                 channel: Some(channel),
+                ready: false,
             },
         );
         Ok(())
@@ -223,6 +228,11 @@ impl Supervisor {
                 .as_ref()
                 .and_then(KernelForwarding::next_deadline)
                 .map_or(next_drop_report, |at| at.min(next_drop_report));
+            let wake_at = self
+                .pending_restarts
+                .iter()
+                .map(|(at, _)| *at)
+                .fold(wake_at, Instant::min);
             match self
                 .poll
                 .poll(&mut events, Some(wake_at.saturating_duration_since(now)))
@@ -257,6 +267,9 @@ impl Supervisor {
             }
             if let Some(kernel) = self.kernel.as_mut() {
                 kernel.run_due(Instant::now());
+            }
+            if let Some(exit) = self.run_due_restarts(Instant::now()) {
+                return Ok(exit);
             }
         }
     }
@@ -358,6 +371,9 @@ impl Supervisor {
                 return;
             };
             let result = channel.recv();
+            if let Ok((Message::Ready, _)) = &result {
+                child.ready = true;
+            }
             let verdict = match result {
                 Ok((message, _)) => match child.role {
                     Role::Worker { index, .. } => dispatch_worker(&name, index, message),
@@ -428,38 +444,77 @@ impl Supervisor {
                     .deregister(&mut SourceFd(&channel.as_raw_fd()));
             }
             let name = child.role.name();
-            log::error!("{name} (pid {pid}) {how}; restarting it");
-            if let Err(reason) = self.restart(child.role) {
-                return Some(Exit::Failed(reason));
+            let next = self
+                .restart_policies
+                .entry(name.clone())
+                .or_default()
+                .died(Instant::now(), child.ready);
+            if let Some(exit) = self.after_death(child.role, &format!("(pid {pid}) {how}"), next) {
+                return Some(exit);
             }
         }
     }
 
-    fn restart(&mut self, role: Role) -> Result<(), String> {
+    /// Restarts a dead child at once or later, as its policy says; Some(exit) to give up.
+    fn after_death(&mut self, role: Role, what_happened: &str, next: Next) -> Option<Exit> {
         let name = role.name();
-        let history = self.restarts.entry(name.clone()).or_default();
-        let now = Instant::now();
-        while history
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
-        {
-            history.pop_front();
+        match next {
+            Next::GiveUp { lives } => Some(Exit::Failed(format!(
+                "{name} {what_happened}; it never got ready in its last {lives} lives, so the \
+                 fault is in its setup: giving up"
+            ))),
+            Next::RestartAfter(delay) if delay.is_zero() => {
+                log::error!("{name} {what_happened}; restarting it");
+                self.restart(role)
+            }
+            Next::RestartAfter(delay) => {
+                log::error!(
+                    "{name} {what_happened}; it keeps dying: restarting it in {} s",
+                    delay.as_secs()
+                );
+                self.pending_restarts.push((Instant::now() + delay, role));
+                None
+            }
         }
-        if history.len() >= MAX_RESTARTS {
-            return Err(format!(
-                "{name} died {} times within {} s; giving up",
-                history.len() + 1,
-                RESTART_WINDOW.as_secs()
-            ));
+    }
+
+    /// Starts the children whose restart delay is over.
+    fn run_due_restarts(&mut self, now: Instant) -> Option<Exit> {
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_restarts)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.pending_restarts = waiting;
+        for (_, role) in due {
+            if let Some(exit) = self.restart(role) {
+                return Some(exit);
+            }
         }
-        history.push_back(now);
+        None
+    }
+
+    /// Starts a dead child again. A start that fails (no queue socket, no process) counts
+    /// as a life that never got ready; Some(exit) when that makes it a setup fault.
+    fn restart(&mut self, role: Role) -> Option<Exit> {
+        let name = role.name();
         let started = match role {
             Role::Worker { queue, .. } => queues::open(queue, self.settings.queue_len)
                 .map_err(|e| e.to_string())
-                .and_then(|socket| self.start_worker(role, socket).map_err(|e| e.to_string())),
+                .and_then(|socket| {
+                    self.start_worker(role.clone(), socket)
+                        .map_err(|e| e.to_string())
+                }),
             Role::Prober => self.start_prober().map_err(|e| e.to_string()),
         };
-        started.map_err(|e| format!("cannot restart {name}: {e}"))
+        if let Err(e) = started {
+            let next = self
+                .restart_policies
+                .entry(name.clone())
+                .or_default()
+                .died(Instant::now(), false);
+            let what = format!("could not be started again ({e})");
+            return self.after_death(role, &what, next);
+        }
+        None
     }
 
     /// Asks every child to stop, then kills the ones that do not within the grace period.

@@ -654,3 +654,36 @@ fn killed_workers_and_prober_are_restarted_jailed_and_traffic_continues() {
     assert_serves_both_families(&net);
     assert!(master.stop(&net).is_some_and(|s| s.success()));
 }
+
+/// A worker that keeps dying is started again after a delay that doubles, and never makes
+/// the master give up: the rest of the balancer keeps serving meanwhile.
+#[test]
+fn a_worker_that_keeps_dying_is_restarted_with_a_growing_delay() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &base_config(&net, ""), &[]);
+    let expected = [
+        "; restarting it".to_string(),
+        "; it keeps dying: restarting it in 1 s".to_string(),
+        "; it keeps dying: restarting it in 2 s".to_string(),
+        "; it keeps dying: restarting it in 4 s".to_string(),
+    ];
+    for (death, ending) in expected.iter().enumerate() {
+        let old = workers_by_core(&net, master.pid)[&0];
+        let serving = "worker/0: serving NFQUEUE 0";
+        let served = master.log(&net).matches(serving).count();
+        kill_child(old);
+        let line = format!("worker/0 (pid {old}) was killed by SIGKILL{ending}");
+        let replaced = wait_until(secs(15), || {
+            master.log(&net).matches(serving).count() > served
+        });
+        let log = master.log(&net);
+        assert!(
+            replaced && log.contains(&line),
+            "death {death}: no {line:?} followed by a new worker/0 in:\n{log}"
+        );
+    }
+    assert!(net.try_wait(master.pid).is_none(), "the master gave up");
+    assert_serves_both_families(&net);
+}
