@@ -12,6 +12,7 @@ mod config_file;
 mod conntrack;
 mod daemon;
 mod kernel_mode;
+mod log_budget;
 mod master;
 mod nft;
 mod queue_drops;

@@ -7,6 +7,7 @@
 //! balancer rather than flapping forever.
 
 use crate::kernel_mode::KernelForwarding;
+use crate::log_budget::{self, LogBudget};
 use crate::queue_drops::{self, DropWatch};
 use crate::queues;
 use crate::reload::{self, Plan, Reloader};
@@ -32,6 +33,8 @@ use std::time::{Duration, Instant};
 const SIGNALS: Token = Token(0);
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Messages read from one child before the loop looks at everything else again.
+const MESSAGES_PER_WAKEUP: usize = 64;
 /// How often the kernel's drop counters of our queues are read and growth is logged.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -52,6 +55,8 @@ struct Child {
     channel: Option<Channel>,
     /// It reported Ready in this life: its setup works.
     ready: bool,
+    /// How many of its log lines may still be relayed.
+    log_budget: LogBudget,
 }
 
 pub struct Supervisor {
@@ -63,6 +68,9 @@ pub struct Supervisor {
     restart_policies: HashMap<String, RestartPolicy>,
     /// Children waiting out their restart delay.
     pending_restarts: Vec<(Instant, Role)>,
+    /// Channels read up to the per-wakeup cap that may hold more (their readiness edge is
+    /// spent, so the loop comes back to them without waiting).
+    unfinished_reads: Vec<Token>,
     queue_drops: DropWatch,
     /// forward=kernel: acts on the prober's backend changes.
     kernel: Option<KernelForwarding>,
@@ -96,6 +104,7 @@ impl Supervisor {
             next_token: 1,
             restart_policies: HashMap::new(),
             pending_restarts: Vec::new(),
+            unfinished_reads: Vec::new(),
             queue_drops: DropWatch::default(),
             kernel,
             reloader,
@@ -199,6 +208,7 @@ impl Supervisor {
                 pid,
                 channel: Some(channel),
                 ready: false,
+                log_budget: LogBudget::new(Instant::now()),
             },
         );
         Ok(())
@@ -233,6 +243,11 @@ impl Supervisor {
                 .iter()
                 .map(|(at, _)| *at)
                 .fold(wake_at, Instant::min);
+            let wake_at = if self.unfinished_reads.is_empty() {
+                wake_at
+            } else {
+                now
+            };
             match self
                 .poll
                 .poll(&mut events, Some(wake_at.saturating_duration_since(now)))
@@ -264,6 +279,9 @@ impl Supervisor {
                 } else {
                     self.drain_channel(event.token());
                 }
+            }
+            for token in std::mem::take(&mut self.unfinished_reads) {
+                self.drain_channel(token);
             }
             if let Some(kernel) = self.kernel.as_mut() {
                 kernel.run_due(Instant::now());
@@ -353,24 +371,41 @@ impl Supervisor {
 
     fn drain_channel(&mut self, token: Token) {
         let mut relinks = Vec::new();
-        self.read_channel(token, &mut relinks);
+        if self.read_channel(token, &mut relinks) && !self.unfinished_reads.contains(&token) {
+            self.unfinished_reads.push(token);
+        }
         relinks.dedup();
         for worker in relinks {
             self.link_prober_to_worker(worker);
         }
     }
 
-    /// Handles what a child sent; links it asks to be remade are collected in `relinks`.
-    fn read_channel(&mut self, token: Token, relinks: &mut Vec<u32>) {
+    /// Handles what a child sent, at most MESSAGES_PER_WAKEUP messages, so that a child
+    /// that never stops talking cannot starve signals and the other children; `true` when
+    /// that cap was reached and more may be waiting. Links it asks to be remade are
+    /// collected in `relinks`.
+    fn read_channel(&mut self, token: Token, relinks: &mut Vec<u32>) -> bool {
         let Some(child) = self.children.get_mut(&token) else {
-            return;
+            return false;
         };
         let name = child.role.name();
-        loop {
+        for _ in 0..MESSAGES_PER_WAKEUP {
             let Some(channel) = child.channel.as_ref() else {
-                return;
+                return false;
             };
             let result = channel.recv();
+            if let Ok((Message::Log { .. }, _)) = &result {
+                match child.log_budget.take(Instant::now()) {
+                    log_budget::Verdict::Drop => continue,
+                    log_budget::Verdict::Relay { dropped_before } if dropped_before > 0 => {
+                        log::warn!(
+                            "{name}: {dropped_before} log lines dropped (more than {} a second)",
+                            log_budget::LINES_PER_SECOND
+                        );
+                    }
+                    log_budget::Verdict::Relay { .. } => {}
+                }
+            }
             if let Ok((Message::Ready, _)) = &result {
                 child.ready = true;
             }
@@ -379,7 +414,7 @@ impl Supervisor {
                     Role::Worker { index, .. } => dispatch_worker(&name, index, message),
                     Role::Prober => dispatch_prober(&name, message),
                 },
-                Err(e) if e.would_block() => return,
+                Err(e) if e.would_block() => return false,
                 Err(ChannelError::Closed) => Err("closed its channel".to_string()),
                 Err(e) => Err(e.to_string()),
             };
@@ -410,9 +445,10 @@ impl Supervisor {
                     log::error!("{name}: {reason}; ending it");
                 }
                 let _ = kill(child.pid, Signal::SIGKILL);
-                return;
+                return false;
             }
         }
+        true
     }
 
     /// Reaps every dead child and restarts it; Some(exit) when one keeps dying.

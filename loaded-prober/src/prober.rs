@@ -69,6 +69,9 @@ pub fn run() -> i32 {
     }
 }
 
+/// Requests read from one worker's link before the loop looks at everything else again.
+const MESSAGES_PER_WAKEUP: usize = 64;
+
 struct Prober {
     master: Channel,
     /// Worker index -> its link.
@@ -84,6 +87,9 @@ struct Prober {
     /// No snapshot goes out before the first round: until then the prober knows less than
     /// the workers (after a prober restart, they know which servers are down).
     first_round_done: bool,
+    /// Links read up to the per-wakeup cap that may hold more (their readiness edge is
+    /// spent, so the loop comes back to them without waiting).
+    unfinished_links: Vec<u32>,
 }
 
 impl Prober {
@@ -107,13 +113,18 @@ impl Prober {
             // `fall` rounds, not `fall + 1`.
             next_round: Instant::now(),
             first_round_done: false,
+            unfinished_links: Vec::new(),
         })
     }
 
     fn serve(&mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(16);
         loop {
-            let timeout = self.next_round.saturating_duration_since(Instant::now());
+            let timeout = if self.unfinished_links.is_empty() {
+                self.next_round.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -127,6 +138,9 @@ impl Prober {
                 } else {
                     self.drain_link(event.token().0 as u32);
                 }
+            }
+            for worker in std::mem::take(&mut self.unfinished_links) {
+                self.drain_link(worker);
             }
             if Instant::now() >= self.next_round {
                 let changes = self.checker.check();
@@ -228,14 +242,18 @@ impl Prober {
         }
     }
 
-    /// What a worker may say to the prober: only ask for a snapshot.
+    /// What a worker may say to the prober: only ask for a snapshot. At most
+    /// MESSAGES_PER_WAKEUP requests are read at a time and answered with one snapshot, so
+    /// a worker that asks without end neither starves the checks nor makes us send more.
     fn drain_link(&mut self, worker: u32) {
-        loop {
+        let mut snapshot_asked = false;
+        let mut more = true;
+        for _ in 0..MESSAGES_PER_WAKEUP {
             let Some(link) = self.links.get(&worker) else {
                 return;
             };
             match link.recv() {
-                Ok((Message::SnapshotRequest, _)) => self.send_snapshot(worker),
+                Ok((Message::SnapshotRequest, _)) => snapshot_asked = true,
                 Ok((other, _)) => {
                     log::error!(
                         "unexpected {} message from worker {worker}: closing its link",
@@ -244,7 +262,10 @@ impl Prober {
                     self.lose_link(worker);
                     return;
                 }
-                Err(e) if e.would_block() => return,
+                Err(e) if e.would_block() => {
+                    more = false;
+                    break;
+                }
                 // The worker died; the master links its successor.
                 Err(ChannelError::Closed) => {
                     self.drop_link(worker);
@@ -256,6 +277,12 @@ impl Prober {
                     return;
                 }
             }
+        }
+        if snapshot_asked {
+            self.send_snapshot(worker);
+        }
+        if more && !self.unfinished_links.contains(&worker) {
+            self.unfinished_links.push(worker);
         }
     }
 
