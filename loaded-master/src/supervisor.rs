@@ -33,6 +33,10 @@ use std::time::{Duration, Instant};
 const SIGNALS: Token = Token(0);
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// A child not ready this long after its start hangs in its setup (a flow-table spin, a
+/// jail step that blocks): it is killed, and its death counts as a life that never got
+/// ready.
+const READY_DEADLINE: Duration = Duration::from_secs(15);
 /// Messages read from one child before the loop looks at everything else again.
 const MESSAGES_PER_WAKEUP: usize = 64;
 /// How often the kernel's drop counters of our queues are read and growth is logged.
@@ -55,6 +59,9 @@ struct Child {
     channel: Option<Channel>,
     /// It reported Ready in this life: its setup works.
     ready: bool,
+    /// Until it reports Ready: when it is killed for hanging in its setup (None once ready,
+    /// or once killed for it).
+    ready_deadline: Option<Instant>,
     /// How many of its log lines may still be relayed.
     log_budget: LogBudget,
 }
@@ -208,6 +215,7 @@ impl Supervisor {
                 pid,
                 channel: Some(channel),
                 ready: false,
+                ready_deadline: Some(Instant::now() + READY_DEADLINE),
                 log_budget: LogBudget::new(Instant::now()),
             },
         );
@@ -242,6 +250,11 @@ impl Supervisor {
                 .pending_restarts
                 .iter()
                 .map(|(at, _)| *at)
+                .fold(wake_at, Instant::min);
+            let wake_at = self
+                .children
+                .values()
+                .filter_map(|child| child.ready_deadline)
                 .fold(wake_at, Instant::min);
             let wake_at = if self.unfinished_reads.is_empty() {
                 wake_at
@@ -289,6 +302,7 @@ impl Supervisor {
             if let Some(exit) = self.run_due_restarts(Instant::now()) {
                 return Ok(exit);
             }
+            self.kill_the_unready(Instant::now());
         }
     }
 
@@ -408,6 +422,7 @@ impl Supervisor {
             }
             if let Ok((Message::Ready, _)) = &result {
                 child.ready = true;
+                child.ready_deadline = None;
             }
             let verdict = match result {
                 Ok((message, _)) => match child.role {
@@ -510,6 +525,22 @@ impl Supervisor {
                 );
                 self.pending_restarts.push((Instant::now() + delay, role));
                 None
+            }
+        }
+    }
+
+    /// Kills the children past their readiness deadline; SIGCHLD then restarts them.
+    fn kill_the_unready(&mut self, now: Instant) {
+        for child in self.children.values_mut() {
+            if child.ready_deadline.is_some_and(|deadline| now >= deadline) {
+                log::error!(
+                    "{} (pid {}) is not ready {} s after its start; killing it",
+                    child.role.name(),
+                    child.pid,
+                    READY_DEADLINE.as_secs()
+                );
+                let _ = kill(child.pid, Signal::SIGKILL);
+                child.ready_deadline = None;
             }
         }
     }
