@@ -172,8 +172,10 @@ impl Config {
             .unwrap_or_else(|| derived_maglev_seed(self.vip4, self.vip6))
     }
 
-    /// Applies `-4` / `-6`: keeps only the families asked for.
+    /// Applies `-4` / `-6`: keeps only the families asked for. The maglev seed derived
+    /// from both VIPs is kept, so a node run with `-4` picks what one without does.
     pub fn restrict_family(&mut self, v4: bool, v6: bool) -> Result<(), String> {
+        self.maglev_seed = Some(self.maglev_seed());
         if !v4 {
             self.vip4 = None;
             self.servers4.clear();
@@ -385,6 +387,14 @@ mod tests {
         assert_eq!(config.vip6, None);
         assert!(config.servers6.is_empty());
         assert_eq!(config.backends().len(), 2);
+    }
+
+    #[test]
+    fn restricting_to_one_family_keeps_the_maglev_seed() {
+        let both = dual_stack();
+        let mut v4_only = dual_stack();
+        v4_only.restrict_family(true, false).unwrap();
+        assert_eq!(v4_only.maglev_seed(), both.maglev_seed());
     }
 
     #[test]
