@@ -36,6 +36,7 @@ pub fn balancer() -> Balancer {
             stickiness: Stickiness::Client,
             backends,
             flow_timeout: Duration::from_secs(300),
+            maglev_seed: 0,
         },
         SharedFlowTable::anonymous(256).expect("anonymous shared memory"),
     )

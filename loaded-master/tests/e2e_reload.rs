@@ -350,15 +350,16 @@ fn a_config_with_an_error_changes_nothing_and_restart_only_settings_are_named() 
     std::thread::sleep(secs(2));
     assert_eq!(answering_both(&net, 6), names(&["b1", "b2", "b3"]));
 
-    // A good file: the server is added; max_flows and VIP4 wait for a restart.
+    // A good file: the server is added; max_flows, maglev_seed and VIP4 wait for a
+    // restart.
     let fixed = format!(
-        "{}server4={}\nmax_flows=4096\n",
+        "{}server4={}\nmax_flows=4096\nmaglev_seed=0123456789abcdef0123456789abcdef\n",
         good.replace(VIP4, "198.18.100.2"),
         BACKEND4[3]
     );
     reload(&net, &master, &fixed, 2);
     let log = master.log(&net);
-    for key in ["VIP4", "max_flows"] {
+    for key in ["VIP4", "max_flows", "maglev_seed"] {
         assert!(
             log.contains(&format!(
                 "reload: {key} changed; it takes effect at the next restart"

@@ -141,6 +141,91 @@ fn maglev_uses_every_server(mode: Mode) {
     master.stop(&net);
 }
 
+/// The backend that answers a new connection from the client's source port `port`.
+fn backend_from_port(net: &TestNet, url: &str, port: u16) -> String {
+    let port_arg = port.to_string();
+    let out = net.exec_timeout(
+        Host::Client,
+        &[
+            "curl",
+            "--silent",
+            "--show-error",
+            "--fail",
+            "--globoff",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "5",
+            "--local-port",
+            &port_arg,
+            url,
+        ],
+        secs(10),
+    );
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "curl {url} from port {port}: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    body.trim()
+        .strip_prefix("backend=")
+        .unwrap_or_else(|| panic!("unexpected answer from {url}: {body:?}"))
+        .to_string()
+}
+
+/// Which backend each of 12 connections (fixed source ports) of each family reaches.
+fn maglev_choices(net: &TestNet) -> Vec<(String, u16, String)> {
+    let mut choices = Vec::new();
+    for vip in [VIP4, VIP6] {
+        let url = http_url(vip, HTTP_PORT, "/");
+        for port in 40_001..=40_012 {
+            choices.push((vip.to_string(), port, backend_from_port(net, &url, port)));
+        }
+    }
+    choices
+}
+
+fn maglev_choices_survive_a_restart(mode: Mode) {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    // The client closes first, and a port in TIME-WAIT cannot be bound again (curl binds
+    // without SO_REUSEADDR): no TIME-WAIT in the client's namespace, so the same ports
+    // serve both families and both runs.
+    net.exec_ok(
+        Host::Client,
+        &["sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"],
+    );
+    let config = base_config_in(&net, mode, "strategy=maglev\nstickiness=flow\n");
+    let master = Master::start(&net, &config, &[]);
+    let first = maglev_choices(&net);
+    assert!(
+        master.stop(&net).is_some_and(|s| s.success()),
+        "{}",
+        master.log(&net)
+    );
+    for vip in [VIP4, VIP6] {
+        let used: BTreeSet<&String> = first
+            .iter()
+            .filter(|(v, _, _)| v == vip)
+            .map(|(_, _, backend)| backend)
+            .collect();
+        assert!(used.len() >= 2, "12 flows to {vip} all went to {used:?}");
+    }
+    // A new master: a new flow table with a new random seed, no mappings.
+    let master = Master::start(&net, &config, &[]);
+    let second = maglev_choices(&net);
+    for (before, after) in first.iter().zip(&second) {
+        assert_eq!(
+            before, after,
+            "a flow went to another backend after the restart"
+        );
+    }
+    master.stop(&net);
+}
+
 fn path_mtu_discovery_works_through_the_balancer(mode: Mode) {
     require_root_and_tools();
     // The router's link to the client has MTU 1300, the client's 1500: the backends' full
@@ -213,6 +298,16 @@ fn maglev_uses_every_server_userspace() {
 #[test]
 fn maglev_uses_every_server_kernel() {
     maglev_uses_every_server(Mode::Kernel);
+}
+
+#[test]
+fn maglev_choices_survive_a_restart_userspace() {
+    maglev_choices_survive_a_restart(Mode::Userspace);
+}
+
+#[test]
+fn maglev_choices_survive_a_restart_kernel() {
+    maglev_choices_survive_a_restart(Mode::Kernel);
 }
 
 #[test]

@@ -53,8 +53,15 @@ fn annotated_sample_states_the_real_defaults() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../etc/loaded.conf");
     let text = std::fs::read_to_string(path).unwrap();
     let listing = sample("loaded.conf").to_string();
-    // `#key = value` with no space after the `#`; the cores and script keys are examples.
-    let examples = ["FIRST_CORE", "LAST_CORE", "VIP4net", "public_NIC"];
+    // `#key = value` with no space after the `#`; the cores, the maglev seed (its default
+    // depends on the VIPs) and script keys are examples.
+    let examples = [
+        "FIRST_CORE",
+        "LAST_CORE",
+        "maglev_seed",
+        "VIP4net",
+        "public_NIC",
+    ];
     let stated_defaults = text
         .lines()
         .filter_map(|line| line.strip_prefix('#'))

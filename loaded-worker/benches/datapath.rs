@@ -39,6 +39,7 @@ fn balancer(stickiness: Stickiness, capacity: usize) -> Balancer {
             stickiness,
             backends,
             flow_timeout: Duration::from_secs(300),
+            maglev_seed: 0,
         },
         SharedFlowTable::anonymous(capacity).expect("anonymous shared memory"),
     )

@@ -123,6 +123,7 @@ mod tests {
                 stickiness: Stickiness::Flow,
                 backends: vec![server(11), server(12)],
                 flow_timeout: Duration::from_secs(60),
+                maglev_seed: 0,
             },
             SharedFlowTable::anonymous(1024).unwrap(),
         )

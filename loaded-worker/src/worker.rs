@@ -88,6 +88,7 @@ fn build(
             stickiness: config.stickiness,
             backends: config.backends(),
             flow_timeout: config.flow_timeout,
+            maglev_seed: config.maglev_seed(),
         },
         table,
     );

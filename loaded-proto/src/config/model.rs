@@ -73,6 +73,9 @@ pub struct Config {
     pub servers6: Vec<Backend>,
     pub strategy: Strategy,
     pub stickiness: Stickiness,
+    /// The key of maglev's hashes (server permutations and flow lookups). Unset: derived
+    /// from the VIPs, see [`Config::maglev_seed`].
+    pub maglev_seed: Option<u128>,
     /// Mappings the shared flow table holds, all families together.
     pub max_flows: u32,
     /// Idle time after which a mapping is forgotten.
@@ -120,6 +123,7 @@ impl Default for Config {
             servers6: Vec::new(),
             strategy: Strategy::RoundRobin,
             stickiness: Stickiness::Client,
+            maglev_seed: None,
             max_flows: DEFAULT_MAX_FLOWS,
             flow_timeout: DEFAULT_FLOW_TIMEOUT,
             nfq_len: DEFAULT_NFQ_LEN,
@@ -158,8 +162,20 @@ impl Config {
             .collect()
     }
 
-    /// Applies `-4` / `-6`: keeps only the families asked for.
+    /// The key maglev hashes with: `maglev_seed` if set, else one derived from the VIPs
+    /// alone. Never random: every node and every start with the same config must build the
+    /// same tables and send a flow to the same server (several balancers behind ECMP).
+    /// The derived key is no secret (anyone who knows the VIPs can compute it); operators
+    /// who want an unguessable permutation set the same `maglev_seed` on every node.
+    pub fn maglev_seed(&self) -> u128 {
+        self.maglev_seed
+            .unwrap_or_else(|| derived_maglev_seed(self.vip4, self.vip6))
+    }
+
+    /// Applies `-4` / `-6`: keeps only the families asked for. The maglev seed derived
+    /// from both VIPs is kept, so a node run with `-4` picks what one without does.
     pub fn restrict_family(&mut self, v4: bool, v6: bool) -> Result<(), String> {
+        self.maglev_seed = Some(self.maglev_seed());
         if !v4 {
             self.vip4 = None;
             self.servers4.clear();
@@ -214,6 +230,14 @@ impl fmt::Display for Config {
         }
         writeln!(f, "strategy={}", self.strategy)?;
         writeln!(f, "stickiness={}", self.stickiness)?;
+        match self.maglev_seed {
+            Some(seed) => writeln!(f, "maglev_seed={seed:032x}")?,
+            None => writeln!(
+                f,
+                "# maglev_seed not set: derived from the VIPs, {:032x}",
+                self.maglev_seed()
+            )?,
+        }
         writeln!(f, "max_flows={}", self.max_flows)?;
         writeln!(f, "flow_timeout={}", self.flow_timeout.as_secs())?;
         writeln!(f, "nfq_len={}", self.nfq_len)?;
@@ -243,6 +267,32 @@ impl fmt::Display for Config {
         write_text(f, "public_NIC", script.public_nic.as_deref())?;
         write_text(f, "private_GW", script.private_gw.as_deref())
     }
+}
+
+/// A fixed constant ("loadedmaglevseed") mixed with the VIPs, each with a word that says
+/// whether it is set, so that no VIP differs from an all-zero one.
+fn derived_maglev_seed(vip4: Option<Ipv4Addr>, vip6: Option<Ipv6Addr>) -> u128 {
+    let v6 = vip6.map_or(0, u128::from);
+    let words = [
+        vip4.map_or(0, |v4| 1 << 32 | u64::from(u32::from(v4))),
+        u64::from(vip6.is_some()),
+        (v6 >> 64) as u64,
+        v6 as u64,
+    ];
+    let (mut high, mut low) = (0x6c6f_6164_6564_6d61_u64, 0x676c_6576_7365_6564_u64);
+    for word in words {
+        high = splitmix64(high ^ word);
+        low = splitmix64(low.wrapping_add(word) ^ high);
+    }
+    u128::from(high) << 64 | u128::from(low)
+}
+
+/// The finalizer of SplitMix64: a bijection that spreads every input bit over the output.
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Unset settings are shown as comments so the listing still parses as a config file.
@@ -337,6 +387,14 @@ mod tests {
         assert_eq!(config.vip6, None);
         assert!(config.servers6.is_empty());
         assert_eq!(config.backends().len(), 2);
+    }
+
+    #[test]
+    fn restricting_to_one_family_keeps_the_maglev_seed() {
+        let both = dual_stack();
+        let mut v4_only = dual_stack();
+        v4_only.restrict_family(true, false).unwrap();
+        assert_eq!(v4_only.maglev_seed(), both.maglev_seed());
     }
 
     #[test]

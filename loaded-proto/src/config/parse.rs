@@ -190,6 +190,7 @@ fn apply(config: &mut Config, key: Key, value: &str) -> Result<(), String> {
                 &[("client", Stickiness::Client), ("flow", Stickiness::Flow)],
             )?
         }
+        Key::MaglevSeed => config.maglev_seed = Some(values::seed(name, value)?),
         Key::MaxFlows => config.max_flows = values::number(name, value, keys::MAX_FLOWS_RANGE)?,
         Key::FlowTimeout => {
             config.flow_timeout = values::seconds(name, value, keys::FLOW_TIMEOUT_RANGE)?

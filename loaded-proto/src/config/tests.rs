@@ -184,6 +184,7 @@ server4 = 198.19.0.2
 server6 = fd00:19::1 weight=1000
 strategy = maglev
 stickiness = flow
+maglev_seed = 00112233445566778899AABBCCDDEEFF
 max_flows = 2048
 flow_timeout = 60
 nfq_len = 4096
@@ -214,6 +215,10 @@ log_socket = /run/systemd/journal/dev-log
     assert_eq!(config.servers6, [backend("fd00:19::1", 1000)]);
     assert_eq!(config.strategy, Strategy::Maglev);
     assert_eq!(config.stickiness, Stickiness::Flow);
+    assert_eq!(
+        config.maglev_seed,
+        Some(0x0011_2233_4455_6677_8899_aabb_ccdd_eeff)
+    );
     assert_eq!(config.max_flows, 2048);
     assert_eq!(config.flow_timeout, Duration::from_secs(60));
     assert_eq!(config.nfq_len, 4096);
@@ -374,6 +379,9 @@ fn values_out_of_range_name_the_line_and_the_range() {
         ("server4=198.19.0.2 weight=1001", "weight must be a whole number from 1 to 1000, not '1001'"),
         ("strategy=lc", "strategy must be one of rr, weighted, maglev, not 'lc'"),
         ("stickiness=flows", "stickiness must be one of client, flow, not 'flows' (did you mean 'flow'?)"),
+        ("maglev_seed=0x00112233445566778899aabbccddeeff", "maglev_seed must be 32 hex digits (128 bits), e.g. the output of 'openssl rand -hex 16', not '0x00112233445566778899aabbccddeeff'"),
+        ("maglev_seed=112233445566778899aabbccddeeff", "maglev_seed must be 32 hex digits (128 bits), e.g. the output of 'openssl rand -hex 16', not '112233445566778899aabbccddeeff'"),
+        ("maglev_seed=g0112233445566778899aabbccddeeff", "maglev_seed must be 32 hex digits (128 bits), e.g. the output of 'openssl rand -hex 16', not 'g0112233445566778899aabbccddeeff'"),
         ("rules=automatic", "rules must be one of auto, manual, not 'automatic'"),
         ("forward=kernal", "forward must be one of userspace, kernel, not 'kernal' (did you mean 'kernel'?)"),
         ("broadcast=ff02::1", "broadcast must be an IPv4 address, not the IPv6 address 'ff02::1' (use broadcast6 for IPv6)"),
@@ -540,6 +548,14 @@ fn the_listing_parses_back_to_the_same_settings() {
         let config = parse(text);
         assert_eq!(parse(&config.to_string()), config, "listing:\n{config}");
     }
+    let seeded = parse(&format!(
+        "{MINIMAL}maglev_seed=0000000000000000000000000000002a\n"
+    ));
+    assert!(seeded
+        .to_string()
+        .lines()
+        .any(|l| l == "maglev_seed=0000000000000000000000000000002a"));
+    assert_eq!(parse(&seeded.to_string()), seeded);
     let mut odd = parse(MINIMAL);
     odd.pidfile = PathBuf::from("/run/with space #1.pid");
     odd.user = "it's".into();
@@ -547,8 +563,35 @@ fn the_listing_parses_back_to_the_same_settings() {
 }
 
 #[test]
+fn the_maglev_seed_defaults_to_one_derived_from_the_vips() {
+    let config = parse(MINIMAL);
+    assert_eq!(config.maglev_seed, None);
+    // The same config, the same seed, wherever and whenever it is read.
+    assert_eq!(config.maglev_seed(), parse(MINIMAL).maglev_seed());
+    let listed = format!(
+        "# maglev_seed not set: derived from the VIPs, {:032x}",
+        config.maglev_seed()
+    );
+    assert!(config.to_string().lines().any(|l| l == listed));
+    // Another VIP, another seed; the servers play no part (a reload keeps the seed).
+    let other_vip = parse("VIP4=198.18.0.11\nserver4=198.19.0.1\n");
+    assert_ne!(other_vip.maglev_seed(), config.maglev_seed());
+    let other_servers = parse("VIP4=198.18.0.10\nserver4=198.19.0.2\n");
+    assert_eq!(other_servers.maglev_seed(), config.maglev_seed());
+    let dual =
+        parse("VIP4=198.18.0.10\nVIP6=fd00:18::10\nserver4=198.19.0.1\nserver6=fd00:19::1\n");
+    assert_ne!(dual.maglev_seed(), config.maglev_seed());
+    // A set seed wins.
+    let seeded = parse(&format!(
+        "{MINIMAL}maglev_seed=0000000000000000000000000000002a\n"
+    ));
+    assert_eq!(seeded.maglev_seed(), 42);
+}
+
+#[test]
 fn survives_the_trip_to_a_child_process() {
-    let config = parse(ORIGINAL_IPV4);
+    let mut config = parse(ORIGINAL_IPV4);
+    config.maglev_seed = Some(u128::MAX - 1);
     let bytes = bincode::serde::encode_to_vec(&config, bincode::config::standard()).unwrap();
     let (back, _): (Config, usize) =
         bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();

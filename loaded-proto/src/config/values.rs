@@ -34,6 +34,18 @@ pub fn number<T: TryFrom<u64>>(
     T::try_from(value).map_err(|_| refuse())
 }
 
+/// A 128-bit secret: exactly 32 hex digits, either case, no `0x`. A fixed length catches
+/// a digit lost in copying, which would otherwise silently give this node its own
+/// permutation.
+pub fn seed(key: &str, text: &str) -> Result<u128, String> {
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{key} must be 32 hex digits (128 bits), e.g. the output of 'openssl rand -hex 16', not '{text}'"
+        ));
+    }
+    u128::from_str_radix(text, 16).map_err(|e| format!("{key}: {e}"))
+}
+
 pub fn seconds(key: &str, text: &str, range: RangeInclusive<u64>) -> Result<Duration, String> {
     number::<u64>(key, text, range).map(Duration::from_secs)
 }

@@ -134,10 +134,13 @@ pub fn diff(running: &Config, new: &Config) -> ConfigDiff {
     );
 
     let mut restart = Vec::new();
-    let pairs: [(&'static str, bool); 17] = [
+    let pairs: [(&'static str, bool); 18] = [
         ("VIP4", running.vip4 != new.vip4),
         ("VIP6", running.vip6 != new.vip6),
         ("stickiness", running.stickiness != new.stickiness),
+        // Restart-only: a live change would move every flow without a mapping at once, and
+        // nodes behind ECMP would disagree until each was reloaded.
+        ("maglev_seed", running.maglev_seed != new.maglev_seed),
         ("max_flows", running.max_flows != new.max_flows),
         ("nfq_len", running.nfq_len != new.nfq_len),
         ("FIRST_CORE", running.first_core != new.first_core),

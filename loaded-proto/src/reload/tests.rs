@@ -98,7 +98,8 @@ fn process_queue_and_rule_settings_need_a_restart_and_keep_their_running_values(
     let running = config("");
     let text = "VIP4=198.18.100.2\nVIP6=fd00:100::1\nserver4=198.19.0.11\n\
                 server4=198.19.0.12 weight=2\nserver4=198.19.0.13\nserver6=fd00:19::11\n\
-                RIP4=198.19.1.0/24\nstickiness=flow\nmax_flows=4096\nnfq_len=100\n\
+                RIP4=198.19.1.0/24\nstickiness=flow\n\
+                maglev_seed=0123456789abcdef0123456789abcdef\nmax_flows=4096\nnfq_len=100\n\
                 FIRST_CORE=0\nLAST_CORE=0\nforward=kernel\nfailover\n\
                 pidfile=/run/other.pid\nchroot=/var/empty\nuser=daemon\nlog_socket=/run/log\n";
     let new = Config::parse(text, "test.conf").unwrap().config;
@@ -108,6 +109,7 @@ fn process_queue_and_rule_settings_need_a_restart_and_keep_their_running_values(
         [
             "VIP4",
             "stickiness",
+            "maglev_seed",
             "max_flows",
             "nfq_len",
             "FIRST_CORE",

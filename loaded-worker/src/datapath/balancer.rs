@@ -32,6 +32,9 @@ pub struct BalancerConfig {
     pub backends: Vec<Backend>,
     /// Idle time after which a mapping counts as free.
     pub flow_timeout: Duration,
+    /// The key of maglev's hashes (`Config::maglev_seed`), fixed for the process's life:
+    /// a reload that changes it only takes effect at a restart.
+    pub maglev_seed: u128,
 }
 
 pub struct Balancer {
@@ -40,6 +43,7 @@ pub struct Balancer {
     strategy: Strategy,
     scheduler: Box<dyn Scheduler>,
     stickiness: Stickiness,
+    maglev_seed: u128,
     /// Packets that needed a pick when no backend of their family was up.
     no_backend: u64,
 }
@@ -103,8 +107,9 @@ impl Balancer {
             table,
             backends: BackendSet::default(),
             strategy: config.strategy,
-            scheduler: scheduler::for_strategy(config.strategy),
+            scheduler: scheduler::for_strategy(config.strategy, config.maglev_seed),
             stickiness: config.stickiness,
+            maglev_seed: config.maglev_seed,
             no_backend: 0,
         };
         for backend in config.backends {
@@ -181,7 +186,7 @@ impl Balancer {
         }
         if settings.strategy != self.strategy {
             self.strategy = settings.strategy;
-            self.scheduler = scheduler::for_strategy(settings.strategy);
+            self.scheduler = scheduler::for_strategy(settings.strategy, self.maglev_seed);
         }
         self.scheduler.backends_changed(&self.backends);
         done.backends = self.backends.members().len();
@@ -263,13 +268,7 @@ impl Balancer {
                 return Some(current);
             }
         }
-        let picked = pick(
-            &self.table,
-            &self.backends,
-            self.scheduler.as_ref(),
-            key.family(),
-            key_hash,
-        );
+        let picked = pick(&self.table, &self.backends, self.scheduler.as_ref(), &key);
         let Some(fresh) = picked else {
             self.no_backend += 1;
             return None;
@@ -323,12 +322,12 @@ fn pick(
     table: &SharedFlowTable,
     backends: &BackendSet,
     scheduler: &dyn Scheduler,
-    family: Family,
-    key_hash: u64,
+    key: &TableKey,
 ) -> Option<BackendSlot> {
+    let family = key.family();
     let index = scheduler.pick(&PickRequest {
         family,
-        key_hash,
+        key,
         backends,
         shared: table,
     })?;
@@ -358,6 +357,7 @@ mod tests {
     use std::os::fd::AsFd;
 
     const T0: u32 = 10_000;
+    const SEED: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
     const TIMEOUT: u32 = 300;
 
     fn config(
@@ -376,6 +376,7 @@ mod tests {
                 })
                 .collect(),
             flow_timeout: Duration::from_secs(TIMEOUT.into()),
+            maglev_seed: SEED,
         }
     }
 
@@ -746,7 +747,7 @@ mod tests {
         use crate::datapath::scheduler::Maglev;
         let target = [("198.19.0.4", 1), ("198.19.0.3", 1), ("198.19.0.1", 2)];
         let table_of = |balancer: &Balancer| {
-            let mut maglev = Maglev::default();
+            let mut maglev = Maglev::new(SEED);
             maglev.backends_changed(&balancer.backends);
             maglev.owners_by_address(&balancer.backends, Family::V4)
         };
@@ -773,6 +774,50 @@ mod tests {
         );
         assert_eq!(table_of(&reloaded), expected);
         assert_eq!(table_of(&other), expected);
+    }
+
+    /// The servers of 100 clients (and of 100 IPv6 flows) on a fresh table.
+    fn maglev_assignment(seed: u128, servers: &[(&str, u32)]) -> (u64, Vec<IpAddr>) {
+        let table = SharedFlowTable::anonymous(4096).unwrap();
+        let table_hash = table.hash(&TableKey::client(addr("203.0.113.7")));
+        let mut config = config(Strategy::Maglev, Stickiness::Flow, servers);
+        config.maglev_seed = seed;
+        let mut balancer = Balancer::new(config, table);
+        let v4 = (0..100).map(|n| flow(IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + n)), 40_000));
+        let v6 = (0..100).map(|n| flow(addr("2001:db8::7"), 1000 + n as u16));
+        let servers = v4
+            .chain(v6)
+            .map(|flow| balancer.backend_at(&flow, T0).unwrap())
+            .collect();
+        (table_hash, servers)
+    }
+
+    #[test]
+    fn maglev_picks_the_same_servers_on_every_start_and_node_for_one_seed() {
+        let servers = [
+            ("198.19.0.1", 1),
+            ("198.19.0.2", 2),
+            ("198.19.0.3", 1),
+            ("fd00:19::1", 1),
+            ("fd00:19::2", 1),
+        ];
+        // Another node, or this one after a restart: a fresh table with its own random
+        // seed, and the servers listed in another order.
+        let reordered = [servers[4], servers[2], servers[0], servers[3], servers[1]];
+        let (hash_a, first) = maglev_assignment(SEED, &servers);
+        let (hash_b, second) = maglev_assignment(SEED, &reordered);
+        assert_ne!(
+            hash_a, hash_b,
+            "the flow tables' seeds are random per table"
+        );
+        assert_eq!(first, second);
+        // Both families and several servers are in play.
+        let distinct: HashSet<&IpAddr> = first.iter().collect();
+        assert_eq!(distinct.len(), 5, "{distinct:?}");
+        // Another seed: another permutation.
+        let (_, other) = maglev_assignment(SEED ^ 1 << 100, &servers);
+        let differ = first.iter().zip(&other).filter(|(a, b)| a != b).count();
+        assert!(differ > 20, "only {differ} of 200 flows differ");
     }
 
     #[test]

@@ -78,6 +78,7 @@ mod tests {
                     })
                     .collect(),
                 flow_timeout: Duration::from_secs(300),
+                maglev_seed: 0,
             },
             SharedFlowTable::anonymous(4096).unwrap(),
         )
@@ -234,6 +235,7 @@ mod tests {
                     weight: 1,
                 }],
                 flow_timeout: Duration::from_secs(300),
+                maglev_seed: 0,
             },
             SharedFlowTable::anonymous(4096).unwrap(),
         );

@@ -1,5 +1,6 @@
 //! What a mapping is keyed on, and how keys and addresses are packed into table words.
 
+use super::keyed_hash::{siphash13, HashKey};
 use crate::datapath::flow::FlowKey;
 use loaded_proto::balancing::Stickiness;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -75,6 +76,12 @@ impl TableKey {
 
     pub fn family(&self) -> Family {
         Family::of(self.client)
+    }
+
+    /// SipHash-1-3 of the key under `key`: the flow table's with its region's random key,
+    /// maglev's with the key from its config.
+    pub fn keyed_hash(&self, key: HashKey) -> u64 {
+        siphash13(key, &self.words())
     }
 
     /// The client address and the meta word, as the entry stores them and the hash reads

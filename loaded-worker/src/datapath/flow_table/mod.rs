@@ -124,10 +124,11 @@ impl SharedFlowTable {
         self.flow_timeout_secs
     }
 
-    /// The keyed hash of `key`, the same in every worker of this region. It picks the
-    /// bucket; schedulers may use it too (maglev does).
+    /// The keyed hash of `key`, the same in every worker of this region but random per
+    /// region (against hash flooding). It picks the bucket and nothing else: a choice that
+    /// must be the same on every start and every node (maglev's) hashes with its own key.
     pub fn hash(&self, key: &TableKey) -> u64 {
-        siphash13(self.hash_key, &key.words())
+        key.keyed_hash(self.hash_key)
     }
 
     /// Locks the bucket of `hash` (from [`hash`](Self::hash)). `now` is

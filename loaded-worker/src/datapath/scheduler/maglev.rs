@@ -13,9 +13,13 @@
 //!   exactly its own slots (the paper's rebuild also moves a few slots between survivors),
 //!   and coming back restores the table as it was.
 //!
-//! The offset and skip hashes use fixed keys: they are the same in every worker and across
-//! restarts, and the address of a server is no secret worth keying. The flow's key hash is
-//! the flow table's keyed one.
+//! Every hash here (a server's offset and skip, a flow's slot) is keyed by the config's
+//! `maglev_seed` and nothing random: the same config builds the same table and sends a
+//! flow to the same server in every worker, on every start and on every node (several
+//! balancers behind ECMP must agree). The flow table's hash is not used: its key is random
+//! per start, against hash flooding of its buckets. A flood of maglev's slots does no
+//! harm (a slot is a choice, not a place to store), and the seed keeps the permutation
+//! unguessable for operators who set a secret one.
 
 use super::{BackendSet, Member, PickRequest, Scheduler};
 use crate::datapath::flow_table::{siphash13, Family, HashKey};
@@ -26,27 +30,71 @@ use std::net::IpAddr;
 /// Slots of a lookup table; the paper's smaller size, ample for a few hundred servers.
 pub const LOOKUP_TABLE_SIZE: usize = 65537;
 const FREE: u16 = u16::MAX;
-const OFFSET_KEY: HashKey = HashKey(0x6d61_676c_6576_6f66, 0x6673_6574_6c6f_6164);
-const SKIP_KEY: HashKey = HashKey(0x6d61_676c_6576_736b, 0x6970_6c6f_6164_6564);
+/// What each of the three hashes is for; its key is derived from the seed and this.
+const OFFSET_DOMAIN: u64 = 0x6d61_676c_6576_6f66; // "maglevof"
+const SKIP_DOMAIN: u64 = 0x6d61_676c_6576_736b; // "maglevsk"
+const FLOW_DOMAIN: u64 = 0x6d61_676c_6576_666c; // "maglevfl"
+
+/// The keys of maglev's hashes, all from one seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Keys {
+    offset: HashKey,
+    skip: HashKey,
+    flow: HashKey,
+}
+
+impl Keys {
+    fn new(seed: u128) -> Keys {
+        let master = HashKey((seed >> 64) as u64, seed as u64);
+        let derive = |domain: u64| {
+            HashKey(
+                siphash13(master, &[domain, 0]),
+                siphash13(master, &[domain, 1]),
+            )
+        };
+        Keys {
+            offset: derive(OFFSET_DOMAIN),
+            skip: derive(SKIP_DOMAIN),
+            flow: derive(FLOW_DOMAIN),
+        }
+    }
+}
 
 /// Lookup tables per `Family::index`, each empty while the family has no live server.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Maglev {
+    keys: Keys,
     lookup: [Vec<u16>; 2],
+}
+
+impl Maglev {
+    /// Tables are built at the first `backends_changed`.
+    pub fn new(seed: u128) -> Maglev {
+        Maglev {
+            keys: Keys::new(seed),
+            lookup: [Vec::new(), Vec::new()],
+        }
+    }
+
+    /// The member the slot of `flow_hash` (a hash under `keys.flow`) belongs to.
+    fn pick_by_hash(&self, family: Family, backends: &BackendSet, flow_hash: u64) -> Option<usize> {
+        let table = &self.lookup[family.index()];
+        let slot = (flow_hash % LOOKUP_TABLE_SIZE as u64) as usize;
+        let index = usize::from(*table.get(slot)?);
+        let member = backends.get(index)?;
+        (member.up && member.family() == family).then_some(index)
+    }
 }
 
 impl Scheduler for Maglev {
     fn pick(&self, request: &PickRequest<'_>) -> Option<usize> {
-        let table = &self.lookup[request.family.index()];
-        let slot = (request.key_hash % LOOKUP_TABLE_SIZE as u64) as usize;
-        let index = usize::from(*table.get(slot)?);
-        let member = request.backends.get(index)?;
-        (member.up && member.family() == request.family).then_some(index)
+        let flow_hash = request.key.keyed_hash(self.keys.flow);
+        self.pick_by_hash(request.family, request.backends, flow_hash)
     }
 
     fn backends_changed(&mut self, backends: &BackendSet) {
         for family in Family::ALL {
-            self.lookup[family.index()] = build_lookup_table(backends, family);
+            self.lookup[family.index()] = build_lookup_table(&self.keys, backends, family);
         }
     }
 }
@@ -73,14 +121,14 @@ struct Candidate {
 }
 
 impl Candidate {
-    fn new(member: usize, server: &Member) -> Candidate {
+    fn new(keys: &Keys, member: usize, server: &Member) -> Candidate {
         let words = address_words(server.addr);
         Candidate {
             member: member as u16,
             up: server.up,
             weight: server.weight.max(1),
-            offset: siphash13(OFFSET_KEY, &words) % LOOKUP_TABLE_SIZE as u64,
-            skip: siphash13(SKIP_KEY, &words) % (LOOKUP_TABLE_SIZE as u64 - 1) + 1,
+            offset: siphash13(keys.offset, &words) % LOOKUP_TABLE_SIZE as u64,
+            skip: siphash13(keys.skip, &words) % (LOOKUP_TABLE_SIZE as u64 - 1) + 1,
         }
     }
 
@@ -99,7 +147,8 @@ fn address_words(addr: IpAddr) -> [u64; 3] {
     [family, (bits >> 64) as u64, bits as u64]
 }
 
-fn build_lookup_table(backends: &BackendSet, family: Family) -> Vec<u16> {
+/// From the sorted set of servers: neither config order nor hot-plug order matters.
+fn build_lookup_table(keys: &Keys, backends: &BackendSet, family: Family) -> Vec<u16> {
     let mut servers: Vec<(&Member, usize)> = backends
         .members()
         .iter()
@@ -113,7 +162,7 @@ fn build_lookup_table(backends: &BackendSet, family: Family) -> Vec<u16> {
     servers.sort_by_key(|(member, _)| member.addr);
     let candidates: Vec<Candidate> = servers
         .iter()
-        .map(|&(member, index)| Candidate::new(index, member))
+        .map(|&(member, index)| Candidate::new(keys, index, member))
         .collect();
 
     let mut table = vec![FREE; LOOKUP_TABLE_SIZE];
@@ -224,9 +273,12 @@ impl WeightedTurns {
 mod tests {
     use super::super::testing::{set_of, FakeShared};
     use super::*;
+    use crate::datapath::flow_table::TableKey;
+
+    const SEED: u128 = 0x0011_2233_4455_6677_8899_aabb_ccdd_eeff;
 
     fn maglev_for(set: &BackendSet) -> Maglev {
-        let mut maglev = Maglev::default();
+        let mut maglev = Maglev::new(SEED);
         maglev.backends_changed(set);
         maglev
     }
@@ -253,12 +305,45 @@ mod tests {
     }
 
     fn pick(maglev: &Maglev, set: &BackendSet, family: Family, key_hash: u64) -> Option<usize> {
+        maglev.pick_by_hash(family, set, key_hash)
+    }
+
+    fn pick_client(maglev: &Maglev, set: &BackendSet, client: IpAddr) -> Option<usize> {
         maglev.pick(&PickRequest {
-            family,
-            key_hash,
+            family: Family::of(client),
+            key: &TableKey::client(client),
             backends: set,
             shared: &FakeShared::default(),
         })
+    }
+
+    #[test]
+    fn the_seed_alone_decides_and_another_seed_decides_otherwise() {
+        let set = set_of(&[("198.19.0.1", 1), ("198.19.0.2", 1), ("198.19.0.3", 1)]);
+        let clients: Vec<IpAddr> = (0..100u32)
+            .map(|n| IpAddr::from((0xcb00_7100 + n).to_be_bytes()))
+            .collect();
+        let assignment = |maglev: &Maglev| -> Vec<Option<usize>> {
+            clients
+                .iter()
+                .map(|&client| pick_client(maglev, &set, client))
+                .collect()
+        };
+        let first = assignment(&maglev_for(&set));
+        assert_eq!(assignment(&maglev_for(&set)), first);
+        let mut other = Maglev::new(SEED ^ 1);
+        other.backends_changed(&set);
+        assert_ne!(
+            owners(&other, Family::V4),
+            owners(&maglev_for(&set), Family::V4)
+        );
+        let moved = assignment(&other)
+            .iter()
+            .zip(&first)
+            .filter(|(a, b)| a != b)
+            .count();
+        // Two independent assignments to three servers agree on about a third.
+        assert!((40..90).contains(&moved), "{moved} of 100 differ");
     }
 
     #[test]

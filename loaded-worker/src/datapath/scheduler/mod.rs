@@ -12,7 +12,7 @@ pub use maglev::{Maglev, LOOKUP_TABLE_SIZE};
 pub use round_robin::RoundRobin;
 pub use weighted::Weighted;
 
-use super::flow_table::Family;
+use super::flow_table::{Family, TableKey};
 use loaded_proto::balancing::Strategy;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,8 +29,8 @@ pub trait Scheduler: Send {
 /// Everything a scheduler may base its choice on.
 pub struct PickRequest<'a> {
     pub family: Family,
-    /// The flow table's keyed hash of the flow's key, the same in every worker.
-    pub key_hash: u64,
+    /// The flow's key in the flow table (client address, or the 5-tuple, by stickiness).
+    pub key: &'a TableKey,
     pub backends: &'a BackendSet,
     pub shared: &'a dyn SharedState,
 }
@@ -44,11 +44,12 @@ pub trait SharedState {
     fn take_round_robin_turn(&self, family: Family) -> u64;
 }
 
-pub fn for_strategy(strategy: Strategy) -> Box<dyn Scheduler> {
+/// `maglev_seed` keys maglev's hashes (`Config::maglev_seed`); the others ignore it.
+pub fn for_strategy(strategy: Strategy, maglev_seed: u128) -> Box<dyn Scheduler> {
     match strategy {
         Strategy::RoundRobin => Box::new(RoundRobin),
         Strategy::Weighted => Box::new(Weighted),
-        Strategy::Maglev => Box::new(Maglev::default()),
+        Strategy::Maglev => Box::new(Maglev::new(maglev_seed)),
     }
 }
 
@@ -179,9 +180,13 @@ pub(crate) mod testing {
     ) -> Vec<Option<usize>> {
         (0..count)
             .map(|n| {
+                let client = match family {
+                    Family::V4 => IpAddr::from((n as u32).to_be_bytes()),
+                    Family::V6 => IpAddr::from(u128::from(n).to_be_bytes()),
+                };
                 let picked = scheduler.pick(&PickRequest {
                     family,
-                    key_hash: n.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    key: &TableKey::client(client),
                     backends: set,
                     shared,
                 });
