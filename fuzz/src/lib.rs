@@ -1,7 +1,7 @@
 //! What the fuzz targets share: the balancer they rewrite with, and the steering of random
 //! bytes towards the balancer's addresses.
 
-use loaded_proto::balancing::{Backend, Stickiness, Strategy};
+use loaded_proto::balancing::{Backend, IpNet, Stickiness, Strategy};
 use loaded_worker::datapath::balancer::{Balancer, BalancerConfig};
 use loaded_worker::datapath::flow::Vips;
 use loaded_worker::datapath::flow_table::SharedFlowTable;
@@ -12,6 +12,17 @@ pub const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 100, 1);
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 1);
 pub const SERVER4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 11);
 pub const SERVER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x19, 0, 0, 0, 0, 0, 0x11);
+
+/// The servers' networks: hot-plug is allowed there (a mapping to 198.19.0.99 is trusted,
+/// one to 10.0.0.1 is not).
+pub const RIP4: IpNet = IpNet {
+    addr: IpAddr::V4(Ipv4Addr::new(198, 19, 0, 0)),
+    prefix_len: 16,
+};
+pub const RIP6: IpNet = IpNet {
+    addr: IpAddr::V6(Ipv6Addr::new(0xfd00, 0x19, 0, 0, 0, 0, 0, 0)),
+    prefix_len: 64,
+};
 
 pub const VIPS: Vips = Vips {
     v4: Some(VIP4),
@@ -37,6 +48,7 @@ pub fn balancer() -> Balancer {
             backends,
             flow_timeout: Duration::from_secs(300),
             maglev_seed: 0,
+            hotplug_nets: vec![RIP4, RIP6],
         },
         SharedFlowTable::anonymous(256).expect("anonymous shared memory"),
     )

@@ -40,6 +40,7 @@ fn balancer(stickiness: Stickiness, capacity: usize) -> Balancer {
             backends,
             flow_timeout: Duration::from_secs(300),
             maglev_seed: 0,
+            hotplug_nets: Vec::new(),
         },
         SharedFlowTable::anonymous(capacity).expect("anonymous shared memory"),
     )

@@ -124,6 +124,7 @@ mod tests {
                 backends: vec![server(11), server(12)],
                 flow_timeout: Duration::from_secs(60),
                 maglev_seed: 0,
+                hotplug_nets: crate::datapath::balancer::anywhere(),
             },
             SharedFlowTable::anonymous(1024).unwrap(),
         )

@@ -89,6 +89,7 @@ fn build(
             backends: config.backends(),
             flow_timeout: config.flow_timeout,
             maglev_seed: config.maglev_seed(),
+            hotplug_nets: config.rip4.into_iter().chain(config.rip6).collect(),
         },
         table,
     );

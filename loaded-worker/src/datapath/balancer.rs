@@ -17,7 +17,7 @@ use super::flow_table::{
     monotonic_seconds, BackendSlot, DirectoryFull, Family, SharedFlowTable, TableKey, TableStats,
 };
 use super::scheduler::{self, BackendSet, Member, PickRequest, Scheduler, SharedState};
-use loaded_proto::balancing::{Backend, Stickiness, Strategy};
+use loaded_proto::balancing::{Backend, IpNet, Stickiness, Strategy};
 use loaded_proto::reload::BalancingSettings;
 use std::collections::HashSet;
 use std::fmt;
@@ -35,6 +35,9 @@ pub struct BalancerConfig {
     /// The key of maglev's hashes (`Config::maglev_seed`), fixed for the process's life:
     /// a reload that changes it only takes effect at a restart.
     pub maglev_seed: u128,
+    /// Where hot-plugged servers may be (RIP4, RIP6): the only servers besides the
+    /// configured ones this worker adds, or trusts a mapping to.
+    pub hotplug_nets: Vec<IpNet>,
 }
 
 pub struct Balancer {
@@ -44,6 +47,7 @@ pub struct Balancer {
     scheduler: Box<dyn Scheduler>,
     stickiness: Stickiness,
     maglev_seed: u128,
+    hotplug_nets: Vec<IpNet>,
     /// Packets that needed a pick when no backend of their family was up.
     no_backend: u64,
 }
@@ -55,6 +59,8 @@ pub enum AddRefused {
     Full(DirectoryFull),
     /// A reload removed it from the configuration; only a later reload brings it back.
     Withdrawn,
+    /// Not inside RIP4/RIP6: a prober that names it is broken or taken over.
+    OutsideHotplugNets,
 }
 
 impl fmt::Display for AddRefused {
@@ -62,6 +68,9 @@ impl fmt::Display for AddRefused {
         match self {
             AddRefused::Full(full) => full.fmt(f),
             AddRefused::Withdrawn => f.write_str("a reload removed it from the configuration"),
+            AddRefused::OutsideHotplugNets => {
+                f.write_str("it is not configured and not inside RIP4/RIP6")
+            }
         }
     }
 }
@@ -110,6 +119,7 @@ impl Balancer {
             scheduler: scheduler::for_strategy(config.strategy, config.maglev_seed),
             stickiness: config.stickiness,
             maglev_seed: config.maglev_seed,
+            hotplug_nets: config.hotplug_nets,
             no_backend: 0,
         };
         for backend in config.backends {
@@ -127,6 +137,9 @@ impl Balancer {
     pub fn add_backend(&mut self, backend: Backend) -> Result<bool, AddRefused> {
         if self.backends.position(backend.addr).is_some() {
             return Ok(false);
+        }
+        if !in_nets(&self.hotplug_nets, backend.addr) {
+            return Err(AddRefused::OutsideHotplugNets);
         }
         let slot = self
             .table
@@ -263,7 +276,7 @@ impl Balancer {
         let existing = bucket.find(&key);
         if let Some(way) = existing {
             let current = bucket.mapping(way);
-            if !is_down(&self.backends, &self.table, current) {
+            if !is_down(&self.backends, &self.hotplug_nets, &self.table, current) {
                 bucket.touch(way);
                 return Some(current);
             }
@@ -306,16 +319,42 @@ impl BackendSelector for Balancer {
 /// Whether a mapping's backend is known to this worker and down, or withdrawn by a
 /// reload. Another backend we do not know (hot-plugged, and another worker heard first)
 /// is trusted: its mappings are healthy as far as we can tell, and those are never moved.
-fn is_down(backends: &BackendSet, table: &SharedFlowTable, mapped: BackendSlot) -> bool {
+fn is_down(
+    backends: &BackendSet,
+    hotplug_nets: &[IpNet],
+    table: &SharedFlowTable,
+    mapped: BackendSlot,
+) -> bool {
     let member = backends
         .at_slot(mapped.slot)
         .filter(|member| member.addr == mapped.addr)
         .or_else(|| backends.get(backends.position(mapped.addr)?));
     match member {
         Some(member) => !member.up,
-        // Rare: only mappings to backends this worker does not have.
-        None => table.is_withdrawn(mapped.slot),
+        // Rare: only mappings to backends this worker does not have. A hot-plugged server
+        // another worker heard of first is trusted; any other address was written by a
+        // broken or taken-over worker, and the client gets a fresh pick.
+        None => table.is_withdrawn(mapped.slot) || !in_nets(hotplug_nets, mapped.addr),
     }
+}
+
+fn in_nets(nets: &[IpNet], addr: IpAddr) -> bool {
+    nets.iter().any(|net| net.contains(addr))
+}
+
+/// Hot-plug allowed anywhere: for tests about other things.
+#[cfg(test)]
+pub fn anywhere() -> Vec<IpNet> {
+    vec![
+        IpNet {
+            addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            prefix_len: 0,
+        },
+        IpNet {
+            addr: IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            prefix_len: 0,
+        },
+    ]
 }
 
 fn pick(
@@ -377,6 +416,7 @@ mod tests {
                 .collect(),
             flow_timeout: Duration::from_secs(TIMEOUT.into()),
             maglev_seed: SEED,
+            hotplug_nets: crate::datapath::balancer::anywhere(),
         }
     }
 
@@ -592,6 +632,71 @@ mod tests {
             let mut v4_only = new_balancer(strategy, Stickiness::Client, &THREE);
             assert_eq!(v4_only.backend_at(&flow(addr("2001:db8::7"), 1), T0), None);
         }
+    }
+
+    fn rip(text: &str, prefix_len: u8) -> Vec<IpNet> {
+        vec![IpNet {
+            addr: addr(text),
+            prefix_len,
+        }]
+    }
+
+    #[test]
+    fn only_servers_inside_rip_are_hot_plugged() {
+        let mut settings = config(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        settings.hotplug_nets = rip("198.19.0.0", 24);
+        let mut balancer = Balancer::new(settings, SharedFlowTable::anonymous(1024).unwrap());
+        let outside = Backend {
+            addr: addr("10.9.9.9"),
+            weight: 1,
+        };
+        assert_eq!(
+            balancer.add_backend(outside),
+            Err(AddRefused::OutsideHotplugNets)
+        );
+        assert!(!balancer.is_backend(outside.addr));
+        let inside = Backend {
+            addr: addr("198.19.0.9"),
+            weight: 1,
+        };
+        assert_eq!(balancer.add_backend(inside), Ok(true));
+    }
+
+    #[test]
+    fn a_mapping_to_an_address_outside_rip_is_not_trusted() {
+        let fd = create_region(4096).unwrap();
+        // Worker A was told (by a broken prober, or it is itself taken over) of servers
+        // anywhere, and maps two clients while its configured server is down.
+        let mut a = balancer_on(
+            SharedFlowTable::map(fd.as_fd(), 4096).unwrap(),
+            Strategy::RoundRobin,
+            Stickiness::Client,
+            &[("198.19.0.1", 1)],
+        );
+        a.set_backend_up(addr("198.19.0.1"), false);
+        for hot in ["10.9.9.9", "198.19.0.9"] {
+            a.add_backend(Backend {
+                addr: addr(hot),
+                weight: 1,
+            })
+            .unwrap();
+        }
+        a.set_backend_up(addr("198.19.0.9"), false);
+        assert_eq!(a.backend_at(&client(1), T0), Some(addr("10.9.9.9")));
+        a.set_backend_up(addr("198.19.0.9"), true);
+        a.set_backend_up(addr("10.9.9.9"), false);
+        assert_eq!(a.backend_at(&client(2), T0), Some(addr("198.19.0.9")));
+        // Worker B knows only its config and RIP: it moves the first client, keeps the
+        // second (a hot-plug it has not heard of yet).
+        let mut settings = config(
+            Strategy::RoundRobin,
+            Stickiness::Client,
+            &[("198.19.0.1", 1)],
+        );
+        settings.hotplug_nets = rip("198.19.0.0", 24);
+        let mut b = Balancer::new(settings, SharedFlowTable::map(fd.as_fd(), 4096).unwrap());
+        assert_eq!(b.backend_at(&client(1), T0), Some(addr("198.19.0.1")));
+        assert_eq!(b.backend_at(&client(2), T0), Some(addr("198.19.0.9")));
     }
 
     #[test]

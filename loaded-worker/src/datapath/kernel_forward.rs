@@ -79,6 +79,7 @@ mod tests {
                     .collect(),
                 flow_timeout: Duration::from_secs(300),
                 maglev_seed: 0,
+                hotplug_nets: crate::datapath::balancer::anywhere(),
             },
             SharedFlowTable::anonymous(4096).unwrap(),
         )
@@ -236,6 +237,7 @@ mod tests {
                 }],
                 flow_timeout: Duration::from_secs(300),
                 maglev_seed: 0,
+                hotplug_nets: crate::datapath::balancer::anywhere(),
             },
             SharedFlowTable::anonymous(4096).unwrap(),
         );
