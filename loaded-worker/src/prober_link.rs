@@ -131,13 +131,15 @@ mod tests {
     }
 
     fn new_flow(balancer: &mut Balancer, port: u16) -> Option<IpAddr> {
-        balancer.backend_for(&FlowKey {
-            client: IpAddr::from([198, 18, 0, 2]),
-            vip: IpAddr::from([198, 18, 100, 1]),
-            protocol: 6,
-            client_port: port,
-            vip_port: 80,
-        })
+        balancer
+            .backend_for(&FlowKey {
+                client: IpAddr::from([198, 18, 0, 2]),
+                vip: IpAddr::from([198, 18, 100, 1]),
+                protocol: 6,
+                client_port: port,
+                vip_port: 80,
+            })
+            .ok()
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! directory by the master ("withdrawn"), so every worker, also one started later, agrees,
 //! and a stale health message cannot bring a removed server back.
 
-use super::flow::{BackendSelector, FlowKey};
+use super::flow::{BackendSelector, FlowKey, NoPick};
 use super::flow_table::{
     monotonic_seconds, BackendSlot, DirectoryFull, Family, SharedFlowTable, TableKey, TableStats,
 };
@@ -259,32 +259,37 @@ impl Balancer {
     /// the existing mapping, refreshed, or a fresh pick, exactly as `backend_for`. The slot
     /// comes from the shared table, so it is right even for a backend this worker has not
     /// heard of yet (hot-plugged, another worker mapped the flow first).
-    pub fn backend_slot_for(&mut self, key: &FlowKey) -> Option<BackendSlot> {
+    pub fn backend_slot_for(&mut self, key: &FlowKey) -> Result<BackendSlot, NoPick> {
         self.slot_at(key, monotonic_seconds())
     }
 
+    /// The flow's server at `now`, whatever the reason if none (for tests).
+    #[cfg(test)]
     fn backend_at(&mut self, flow: &FlowKey, now: u32) -> Option<IpAddr> {
-        self.slot_at(flow, now).map(|mapped| mapped.addr)
+        self.slot_at(flow, now).ok().map(|mapped| mapped.addr)
     }
 
-    fn slot_at(&mut self, flow: &FlowKey, now: u32) -> Option<BackendSlot> {
+    fn slot_at(&mut self, flow: &FlowKey, now: u32) -> Result<BackendSlot, NoPick> {
         let key = TableKey::new(flow, self.stickiness);
         let key_hash = self.table.hash(&key);
         // A bucket locked by a live worker for longer than we wait: drop the packet rather
         // than guess, as a guess for an existing flow would reset its connection.
-        let mut bucket = self.table.lock_bucket(key_hash, now).ok()?;
+        let mut bucket = self
+            .table
+            .lock_bucket(key_hash, now)
+            .map_err(|_| NoPick::Busy)?;
         let existing = bucket.find(&key);
         if let Some(way) = existing {
             let current = bucket.mapping(way);
             if !is_down(&self.backends, &self.hotplug_nets, &self.table, current) {
                 bucket.touch(way);
-                return Some(current);
+                return Ok(current);
             }
         }
         let picked = pick(&self.table, &self.backends, self.scheduler.as_ref(), &key);
         let Some(fresh) = picked else {
             self.no_backend += 1;
-            return None;
+            return Err(NoPick::NoServer);
         };
         match existing {
             Some(way) => bucket.reassign(way, fresh),
@@ -292,7 +297,7 @@ impl Balancer {
                 bucket.insert(&key, fresh);
             }
         }
-        Some(fresh)
+        Ok(fresh)
     }
 
     fn existing_backend_at(&self, flow: &FlowKey, now: u32) -> Option<IpAddr> {
@@ -303,8 +308,9 @@ impl Balancer {
 }
 
 impl BackendSelector for Balancer {
-    fn backend_for(&mut self, key: &FlowKey) -> Option<IpAddr> {
-        self.backend_at(key, monotonic_seconds())
+    fn backend_for(&mut self, key: &FlowKey) -> Result<IpAddr, NoPick> {
+        self.slot_at(key, monotonic_seconds())
+            .map(|mapped| mapped.addr)
     }
 
     fn existing_backend(&self, key: &FlowKey) -> Option<IpAddr> {
@@ -632,6 +638,19 @@ mod tests {
             let mut v4_only = new_balancer(strategy, Stickiness::Client, &THREE);
             assert_eq!(v4_only.backend_at(&flow(addr("2001:db8::7"), 1), T0), None);
         }
+    }
+
+    #[test]
+    fn a_busy_bucket_is_told_apart_from_no_server() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        balancer.table.hold_every_bucket_for_test(1);
+        assert_eq!(balancer.backend_for(&client(1)), Err(NoPick::Busy));
+        assert_eq!(balancer.stats().no_backend, 0);
+        let mut none_up = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        for (server, _) in THREE {
+            none_up.set_backend_up(addr(server), false);
+        }
+        assert_eq!(none_up.backend_for(&client(1)), Err(NoPick::NoServer));
     }
 
     fn rip(text: &str, prefix_len: u8) -> Vec<IpNet> {

@@ -33,10 +33,20 @@ impl Vips {
 }
 
 /// Where the NAT rewrite asks which real server a flow belongs to.
+/// Why a client's packet got no server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoPick {
+    /// No server of its family is up.
+    NoServer,
+    /// Its flow-table bucket stayed locked by a live worker for longer than we wait: the
+    /// mapping cannot be read, and a guess for an existing flow would reset it.
+    Busy,
+}
+
 pub trait BackendSelector {
     /// The server for a packet from a client to the VIP: the flow's existing mapping
-    /// (refreshed), or a new one chosen by the scheduler. `None`: no server is available.
-    fn backend_for(&mut self, key: &FlowKey) -> Option<IpAddr>;
+    /// (refreshed), or a new one chosen by the scheduler.
+    fn backend_for(&mut self, key: &FlowKey) -> Result<IpAddr, NoPick>;
 
     /// The server that owns an existing mapping, without creating or refreshing one
     /// (used for ICMP errors that quote a flow).

@@ -8,7 +8,7 @@
 //! conntrack then translates the rest of the connection, replies and ICMP errors included.
 
 use super::balancer::Balancer;
-use super::flow::Vips;
+use super::flow::{NoPick, Vips};
 use super::nat::{self, DropReason, ToVip};
 use loaded_proto::forwarding::mark_for_slot;
 
@@ -37,10 +37,12 @@ pub fn decide(packet: &[u8], vips: &Vips, balancer: &mut Balancer) -> KernelDeci
         Ok(Some(ToVip::IcmpError)) => return KernelDecision::Drop(DropReason::UnknownFlow),
         Ok(Some(ToVip::Flow(key))) => key,
     };
-    let chosen = balancer
-        .backend_slot_for(&key)
-        .filter(|chosen| chosen.addr.is_ipv4() == key.client.is_ipv4());
-    match chosen.and_then(|chosen| mark_for_slot(chosen.slot)) {
+    let chosen = match balancer.backend_slot_for(&key) {
+        Ok(chosen) if chosen.addr.is_ipv4() == key.client.is_ipv4() => chosen,
+        Ok(_) | Err(NoPick::NoServer) => return KernelDecision::Drop(DropReason::NoBackend),
+        Err(NoPick::Busy) => return KernelDecision::Drop(DropReason::TableBusy),
+    };
+    match mark_for_slot(chosen.slot) {
         Some(mark) => KernelDecision::Mark(mark),
         None => KernelDecision::Drop(DropReason::NoBackend),
     }

@@ -250,6 +250,18 @@ impl SharedFlowTable {
         unsafe { self.region.start().cast::<Header>().as_ref() }
     }
 
+    /// Marks every bucket as held by the live-looking process `pid`, as if it were in the
+    /// middle of an update: what a worker sees when another one stalls (tests).
+    #[cfg(test)]
+    pub(crate) fn hold_every_bucket_for_test(&self, pid: u32) {
+        for bucket in self.buckets() {
+            bucket.lock.store(
+                bucket_lock::owner_word(pid, monotonic_seconds()),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
     fn buckets(&self) -> &[Bucket] {
         // SAFETY: the buckets follow the Header, whose size is a multiple of Bucket's
         // alignment, in a page-aligned mapping of exactly size_of::<Header>() plus

@@ -1,6 +1,6 @@
 //! Packets from clients to the VIP: find the flow's backend and send the packet there.
 
-use crate::datapath::flow::{BackendSelector, FlowKey};
+use crate::datapath::flow::{BackendSelector, FlowKey, NoPick};
 
 use super::datagram::{Datagram, Family, Side};
 use super::transport::{classify, Transport};
@@ -61,8 +61,13 @@ pub(super) fn rewrite(
     };
     let backend = selector
         .backend_for(&key)
-        .filter(|backend| Family::of(*backend) == datagram.family())
-        .ok_or(DropReason::NoBackend)?;
+        .map_err(|no_pick| match no_pick {
+            NoPick::NoServer => DropReason::NoBackend,
+            NoPick::Busy => DropReason::TableBusy,
+        })?;
+    if Family::of(backend) != datagram.family() {
+        return Err(DropReason::NoBackend);
+    }
     patch::translate(packet, datagram, Side::Destination, backend)?;
     Ok(Outcome::Rewritten)
 }

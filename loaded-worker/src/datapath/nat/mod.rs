@@ -43,15 +43,18 @@ pub enum DropReason {
     UnsupportedProtocol,
     /// No backend is available for a new flow.
     NoBackend,
+    /// The flow's table bucket stayed busy (see `NoPick::Busy`).
+    TableBusy,
     /// An ICMP error quotes a flow that has no mapping.
     UnknownFlow,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub const ALL: [DropReason; 5] = [
         DropReason::Malformed,
         DropReason::UnsupportedProtocol,
         DropReason::NoBackend,
+        DropReason::TableBusy,
         DropReason::UnknownFlow,
     ];
 
@@ -61,6 +64,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::UnsupportedProtocol => "unsupported",
             DropReason::NoBackend => "no_backend",
+            DropReason::TableBusy => "table_busy",
             DropReason::UnknownFlow => "unknown_flow",
         }
     }

@@ -57,7 +57,13 @@ fn drop_reasons_have_counter_names() {
     let names: Vec<_> = DropReason::ALL.iter().map(|reason| reason.name()).collect();
     assert_eq!(
         names,
-        ["malformed", "unsupported", "no_backend", "unknown_flow"]
+        [
+            "malformed",
+            "unsupported",
+            "no_backend",
+            "table_busy",
+            "unknown_flow"
+        ]
     );
 }
 

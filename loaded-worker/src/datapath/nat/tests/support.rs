@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 
-use crate::datapath::flow::{BackendSelector, FlowKey, Vips};
+use crate::datapath::flow::{BackendSelector, FlowKey, NoPick, Vips};
 use crate::datapath::wire::icmpv4;
 
 pub const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
@@ -60,17 +60,18 @@ impl MockSelector {
 }
 
 impl BackendSelector for MockSelector {
-    fn backend_for(&mut self, key: &FlowKey) -> Option<IpAddr> {
+    fn backend_for(&mut self, key: &FlowKey) -> Result<IpAddr, NoPick> {
         self.backend_for_calls.push(*key);
         if let Some(backend) = self.flows.get(key) {
-            return Some(*backend);
+            return Ok(*backend);
         }
         let backend = *self
             .new_flow_backends
             .iter()
-            .find(|backend| backend.is_ipv4() == key.client.is_ipv4())?;
+            .find(|backend| backend.is_ipv4() == key.client.is_ipv4())
+            .ok_or(NoPick::NoServer)?;
         self.flows.insert(*key, backend);
-        Some(backend)
+        Ok(backend)
     }
 
     fn existing_backend(&self, key: &FlowKey) -> Option<IpAddr> {
