@@ -357,6 +357,13 @@ fn assert_jailed(pid: u32, what: &str, cap: u32, (uid, gid): (u32, u32), chroot:
         assert_eq!(cap_mask(&status, pid, set), 0, "{what} (pid {pid}) {set}");
     }
     assert_eq!(f("NoNewPrivs"), "1", "{what} (pid {pid}) NoNewPrivs");
+    // The role's seccomp allow-list: filter mode, exactly one filter.
+    assert_eq!(f("Seccomp"), "2", "{what} (pid {pid}) Seccomp");
+    assert_eq!(
+        f("Seccomp_filters"),
+        "1",
+        "{what} (pid {pid}) Seccomp_filters"
+    );
     // Undumpable: the kernel gives its /proc files (not the directory) to root instead of
     // the process's user.
     let proc_owner = fs::metadata(format!("/proc/{pid}/mem"))
