@@ -3,8 +3,8 @@
 //! open/openat, execve, ptrace and kill are not here. It opens sockets, but only those its
 //! checks need (see `socket_rules`).
 //!
-//! Found by running the prober under `strace -f` idle, with servers going down and up,
-//! through a reload, a log line, a panic and the exit (see the README's Processes).
+//! Found with `strace -f` (the demo, with `-f`) and checked by the end-to-end tests, which
+//! run the prober under it; the allocator's, a panic's and abort's calls from their code.
 
 use loaded_proto::seccomp::{self, rule, Rules};
 
@@ -20,7 +20,7 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_connect,
     libc::SYS_bind,
     libc::SYS_getsockname,
-    // SO_ERROR of a connect; the ICMPv6 filter, IPV6_MULTICAST_IF, SO_BINDTODEVICE...
+    // SO_ERROR of a connect; ICMP_FILTER, ICMP6_FILTER, IPV6_MULTICAST_IF.
     libc::SYS_getsockopt,
     libc::SYS_setsockopt,
     libc::SYS_fcntl,
@@ -33,10 +33,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_epoll_pwait,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_epoll_wait,
-    // Time (the vDSO answers most of these without a call).
+    // Time (the vDSO answers it without a call, mostly). No sleep: rounds wait in poll.
     libc::SYS_clock_gettime,
-    libc::SYS_clock_nanosleep,
-    libc::SYS_nanosleep,
     // The allocator.
     libc::SYS_brk,
     libc::SYS_mmap,
@@ -45,13 +43,11 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_mprotect,
     libc::SYS_madvise,
     libc::SYS_futex,
-    libc::SYS_sched_yield,
     // HashMap's random keys.
     libc::SYS_getrandom,
     libc::SYS_close,
-    // A panic's last resort message to stderr (/dev/null), std's stdout flush at exit.
+    // A runtime's last resort message to stderr (/dev/null).
     libc::SYS_write,
-    libc::SYS_writev,
     // Rust's runtime: signal return, the stack-overflow handler's alternate stack, abort.
     libc::SYS_rt_sigreturn,
     libc::SYS_rt_sigprocmask,

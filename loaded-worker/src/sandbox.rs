@@ -4,8 +4,8 @@
 //! through a packet keeps only the descriptors it holds (its NFQUEUE netlink socket, its
 //! channel to the master, its link to the prober, the mapped flow table).
 //!
-//! Found by running the worker under `strace -f` idle, under traffic, with failover, through
-//! a reload, a prober restart, a log line, a panic and the exit (see the README's Processes).
+//! Found with `strace -f` (the demo, with `-f`) and checked by the end-to-end tests, which
+//! run every worker under it; the allocator's, a panic's and abort's calls from their code.
 
 use loaded_proto::seccomp::{self, Rules};
 
@@ -16,13 +16,10 @@ const ALLOWED: &[libc::c_long] = &[
     // link (SOCK_SEQPACKET, descriptors as SCM_RIGHTS).
     libc::SYS_recvmmsg,
     libc::SYS_recvmsg,
-    libc::SYS_recvfrom,
     libc::SYS_sendmsg,
-    libc::SYS_sendto,
-    libc::SYS_sendmmsg,
     // The send buffer size of the queue socket (QueueSocket::new); set_nonblocking.
+    // No setsockopt: no netlink group or option can be changed once jailed.
     libc::SYS_getsockopt,
-    libc::SYS_setsockopt,
     libc::SYS_fcntl,
     // mio.
     libc::SYS_epoll_create1,
@@ -30,10 +27,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_epoll_pwait,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_epoll_wait,
-    // Time (the vDSO answers most of these without a call).
+    // Time (the vDSO answers it without a call, mostly). No sleep: the loop waits in epoll.
     libc::SYS_clock_gettime,
-    libc::SYS_clock_nanosleep,
-    libc::SYS_nanosleep,
     // The allocator; mapping the shared flow table.
     libc::SYS_brk,
     libc::SYS_mmap,
@@ -51,10 +46,8 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_fstat,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_newfstatat,
-    libc::SYS_statx,
-    // A panic's last resort message to stderr (/dev/null), std's stdout flush at exit.
+    // A runtime's last resort message to stderr (/dev/null).
     libc::SYS_write,
-    libc::SYS_writev,
     // Rust's runtime: signal return, the stack-overflow handler's alternate stack, abort.
     libc::SYS_rt_sigreturn,
     libc::SYS_rt_sigprocmask,
