@@ -87,7 +87,17 @@ pub struct Supervisor {
 /// The signals the master handles; registered before the master acquires anything, so that
 /// a SIGTERM at any point of the start still leads to a clean stop.
 pub fn handle_signals() -> io::Result<Signals> {
-    Signals::new([signal_hook::consts::SIGCHLD, SIGTERM, SIGINT, SIGHUP])
+    #[cfg(not(feature = "seccomp-test"))]
+    let signals = [signal_hook::consts::SIGCHLD, SIGTERM, SIGINT, SIGHUP];
+    #[cfg(feature = "seccomp-test")]
+    let signals = [
+        signal_hook::consts::SIGCHLD,
+        SIGTERM,
+        SIGINT,
+        SIGHUP,
+        signal_hook::consts::SIGUSR2,
+    ];
+    Signals::new(signals)
 }
 
 /// Why the loop ended.
@@ -281,6 +291,15 @@ impl Supervisor {
                                 syslog_sink::reconnect();
                                 log::info!("SIGHUP: syslog reopened, reloading the config");
                                 self.reload();
+                            }
+                            #[cfg(feature = "seccomp-test")]
+                            signal_hook::consts::SIGUSR2 => {
+                                log::info!("SIGUSR2: children, try a forbidden system call");
+                                for child in self.children.values() {
+                                    if let Some(channel) = &child.channel {
+                                        let _ = channel.send(&Message::TrySyscallForTest);
+                                    }
+                                }
                             }
                             _ => {
                                 if let Some(exit) = self.reap_children() {

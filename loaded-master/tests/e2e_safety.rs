@@ -5,7 +5,9 @@
 //!   up), are counted per reason, and do not disturb the service;
 //! * every child runs jailed: unprivileged user, chroot, exactly one capability,
 //!   no_new_privs, pinned to its core; each queue socket is held by its worker only;
-//! * a child killed with SIGKILL is restarted, jailed again, and traffic keeps flowing.
+//! * a child killed with SIGKILL is restarted, jailed again, and traffic keeps flowing;
+//! * every child runs under its seccomp allow-list, and (built with the feature
+//!   `seccomp-test`) a forbidden system call kills it with SIGSYS, and it is restarted.
 //!
 //! They need root and fail with the reason without it.
 
@@ -357,6 +359,13 @@ fn assert_jailed(pid: u32, what: &str, cap: u32, (uid, gid): (u32, u32), chroot:
         assert_eq!(cap_mask(&status, pid, set), 0, "{what} (pid {pid}) {set}");
     }
     assert_eq!(f("NoNewPrivs"), "1", "{what} (pid {pid}) NoNewPrivs");
+    // The role's seccomp allow-list: filter mode, exactly one filter.
+    assert_eq!(f("Seccomp"), "2", "{what} (pid {pid}) Seccomp");
+    assert_eq!(
+        f("Seccomp_filters"),
+        "1",
+        "{what} (pid {pid}) Seccomp_filters"
+    );
     // Undumpable: the kernel gives its /proc files (not the directory) to root instead of
     // the process's user.
     let proc_owner = fs::metadata(format!("/proc/{pid}/mem"))
@@ -686,4 +695,91 @@ fn a_worker_that_keeps_dying_is_restarted_with_a_growing_delay() {
     }
     assert!(net.try_wait(master.pid).is_none(), "the master gave up");
     assert_serves_both_families(&net);
+}
+
+/// Only built with the feature `seccomp-test` (tests/run-all.sh runs it with children built
+/// the same way): on SIGUSR2 the master tells every child to make a system call its
+/// seccomp allow-list forbids (socket() in a worker, open() in the prober). Each must die
+/// of SIGSYS, be logged and restarted, jailed and filtered again, and traffic must flow.
+#[cfg(feature = "seccomp-test")]
+#[test]
+fn a_forbidden_system_call_kills_the_child_which_is_restarted() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let jail: PathBuf = net.dir().join("jail");
+    let master = Master::start(
+        &net,
+        &base_config(&net, &format!("chroot={}\n", jail.display())),
+        &["-f"],
+    );
+    wait_log_count(&net, &master, "prober is ready", 1);
+    let user = nobody();
+    let workers = workers_by_core(&net, master.pid);
+    assert_eq!(workers.len(), worker_count(), "{workers:?}");
+    let probers = live_children(&net, master.pid, "loaded-prober");
+    assert_eq!(probers.len(), 1, "{probers:?}");
+    let old_prober = probers[0];
+
+    let pid = libc::pid_t::try_from(master.pid).expect("a pid");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, libc::SIGUSR2) };
+    assert_eq!(
+        rc,
+        0,
+        "kill -USR2 {pid}: {}",
+        std::io::Error::last_os_error()
+    );
+
+    let mut deaths: Vec<String> = workers
+        .iter()
+        .map(|(core, old)| format!("worker/{core} (pid {old}) was killed by SIGSYS; restarting it"))
+        .collect();
+    deaths.push(format!(
+        "prober (pid {old_prober}) was killed by SIGSYS; restarting it"
+    ));
+    let all_died = wait_until(secs(15), || {
+        let log = master.log(&net);
+        deaths.iter().all(|death| log.contains(death))
+    });
+    let log = master.log(&net);
+    assert!(
+        all_died,
+        "not every child died of SIGSYS ({deaths:?}):\n{log}"
+    );
+    assert!(
+        !log.contains("was allowed"),
+        "a forbidden call succeeded:\n{log}"
+    );
+    wait_log_count(&net, &master, "prober is ready", 2);
+
+    let mut new = BTreeMap::new();
+    let restarted = wait_until(secs(15), || {
+        new = workers_by_core(&net, master.pid);
+        new.len() == worker_count() && new.iter().all(|(core, pid)| workers[core] != *pid)
+    });
+    assert!(
+        restarted,
+        "workers not all replaced ({workers:?} -> {new:?}):\n{}",
+        master.log(&net)
+    );
+    for (core, &pid) in &new {
+        let serving = format!("worker/{core}: serving NFQUEUE {core}");
+        wait_log_count(&net, &master, &serving, 2);
+        assert_jailed(pid, &format!("worker/{core}"), CAP_NET_ADMIN, user, &jail);
+    }
+    let probers = live_children(&net, master.pid, "loaded-prober");
+    assert!(
+        probers.len() == 1 && probers[0] != old_prober,
+        "prober {old_prober} not replaced: {probers:?}"
+    );
+    assert_jailed(probers[0], "prober", CAP_NET_RAW, user, &jail);
+
+    assert!(
+        net.try_wait(master.pid).is_none(),
+        "the master died:\n{}",
+        master.log(&net)
+    );
+    assert_serves_both_families(&net);
+    assert!(master.stop(&net).is_some_and(|s| s.success()));
 }

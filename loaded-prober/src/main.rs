@@ -2,6 +2,7 @@
 
 mod health;
 mod prober;
+mod sandbox;
 
 fn main() {
     std::process::exit(prober::run());

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 const MASTER: Token = Token(usize::MAX);
 
 pub fn run() -> i32 {
-    let (_args, channel) = loaded_proto::child::start(caps::Capability::CAP_NET_RAW);
+    let (_args, channel) =
+        loaded_proto::child::start(caps::Capability::CAP_NET_RAW, crate::sandbox::rules());
     let (config, withdrawn) = match channel.recv() {
         Ok((Message::ProberSetup { config, withdrawn }, _)) => (config, withdrawn),
         Ok((other, _)) => {
@@ -174,6 +175,8 @@ impl Prober {
                             .map_err(|e| format!("cannot use the link to worker {worker}: {e}"))?;
                     }
                     Message::ProberReconfigure { settings } => self.reconfigure(&settings),
+                    #[cfg(feature = "seccomp-test")]
+                    Message::TrySyscallForTest => crate::sandbox::try_forbidden_syscall(),
                     other => {
                         return Err(format!(
                             "unexpected {} message from the master",

@@ -1,19 +1,21 @@
 //! The first steps of every child process, in the order the design requires: take the
 //! control channel, set up logging through it, then jail (pin, chroot, drop to the user,
-//! keep one capability, no_new_privs), all before reading a byte from the channel or the
-//! network.
+//! keep one capability, no_new_privs, then the role's seccomp allow-list), all before
+//! reading a byte from the channel or the network.
 
 use crate::channel::Channel;
 use crate::child_args::{self, ChildArgs};
 use crate::jail::{self, JailSpec};
+use crate::seccomp;
 use std::os::fd::{FromRawFd, OwnedFd};
 
 /// Where the master puts a child's end of the control channel.
 pub const CHANNEL_FD: i32 = 3;
 
 /// Returns the jailed child's arguments and channel, or exits the process with a logged
-/// reason: a child that cannot jail itself must not run at all.
-pub fn start(keep: caps::Capability) -> (ChildArgs, Channel) {
+/// reason: a child that cannot jail itself must not run at all. `syscalls`: the role's
+/// allow-list, installed last (see `seccomp`).
+pub fn start(keep: caps::Capability, syscalls: seccomp::Rules) -> (ChildArgs, Channel) {
     // SAFETY: the master starts every child with its channel on CHANNEL_FD (see the
     // master's spawn module), and nothing in this process has touched that fd yet.
     let channel = Channel::from_fd(unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) });
@@ -43,8 +45,21 @@ pub fn start(keep: caps::Capability) -> (ChildArgs, Channel) {
         gid: args.gid,
         keep,
     };
+    // Compiled before the jail (it allocates), installed after it: the jail's own calls
+    // (chroot, setresuid, prctl...) are on no list.
+    let filter = match seccomp::compile(syscalls) {
+        Ok(filter) => filter,
+        Err(e) => {
+            log::error!("{e}");
+            std::process::exit(1);
+        }
+    };
     if let Err(e) = jail::enter(&spec) {
         log::error!("cannot drop privileges: {e}");
+        std::process::exit(1);
+    }
+    if let Err(e) = seccomp::install(&filter) {
+        log::error!("{e}");
         std::process::exit(1);
     }
     (args, channel)

@@ -13,3 +13,4 @@ pub mod message;
 pub mod random;
 pub mod relay_log;
 pub mod reload;
+pub mod seccomp;

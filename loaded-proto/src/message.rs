@@ -67,6 +67,11 @@ pub enum Message {
     WorkerReconfigure { settings: Box<BalancingSettings> },
     /// master -> prober, after a reload: the new servers and health-check settings.
     ProberReconfigure { settings: Box<HealthSettings> },
+    /// master -> worker and master -> prober, only in test builds (feature `seccomp-test`,
+    /// sent on SIGUSR2): make a system call that the child's seccomp allow-list forbids,
+    /// which must kill it. Last, so that it shifts no other variant's encoding.
+    #[cfg(feature = "seccomp-test")]
+    TrySyscallForTest,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +122,8 @@ impl Message {
             Message::LinkLost { .. } => "LinkLost",
             Message::WorkerReconfigure { .. } => "WorkerReconfigure",
             Message::ProberReconfigure { .. } => "ProberReconfigure",
+            #[cfg(feature = "seccomp-test")]
+            Message::TrySyscallForTest => "TrySyscallForTest",
         }
     }
 }

@@ -9,4 +9,5 @@ pub mod datapath;
 pub mod nfqueue;
 pub mod packet_loop;
 pub mod prober_link;
+pub mod sandbox;
 pub mod worker;

@@ -231,6 +231,8 @@ impl PacketLoop {
                     .map_err(|e| LoopError::Control(format!("cannot use the prober link: {e}")))?;
             }
             Message::WorkerReconfigure { settings } => self.reconfigure(&settings),
+            #[cfg(feature = "seccomp-test")]
+            Message::TrySyscallForTest => crate::sandbox::try_forbidden_syscall(),
             other => {
                 return Err(LoopError::Control(format!(
                     "unexpected {} message from the master",

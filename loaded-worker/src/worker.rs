@@ -12,7 +12,8 @@ use loaded_proto::message::Message;
 use std::os::fd::{AsFd, OwnedFd};
 
 pub fn run() -> i32 {
-    let (args, channel) = loaded_proto::child::start(caps::Capability::CAP_NET_ADMIN);
+    let (args, channel) =
+        loaded_proto::child::start(caps::Capability::CAP_NET_ADMIN, crate::sandbox::rules());
     let (setup, fds) = match channel.recv() {
         Ok(received) => received,
         Err(e) => {

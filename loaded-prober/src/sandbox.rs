@@ -1,0 +1,117 @@
+//! The prober's seccomp allow-list, installed as the last step of its jail (see
+//! loaded-proto's `child` and `seccomp`). Any other call kills the process: in particular
+//! open/openat, execve, ptrace and kill are not here. It opens sockets, but only those its
+//! checks need (see `socket_rules`).
+//!
+//! Found with `strace -f` (the demo, with `-f`) and checked by the end-to-end tests, which
+//! run the prober under it; the allocator's, a panic's and abort's calls from their code.
+
+use loaded_proto::seccomp::{self, rule, Rules};
+
+/// Calls with any arguments.
+#[rustfmt::skip]
+const ALLOWED: &[libc::c_long] = &[
+    // Echo requests and replies; TCP connects; the channel and the worker links
+    // (SOCK_SEQPACKET, descriptors as SCM_RIGHTS); getifaddrs' netlink dump.
+    libc::SYS_sendto,
+    libc::SYS_recvfrom,
+    libc::SYS_sendmsg,
+    libc::SYS_recvmsg,
+    libc::SYS_connect,
+    libc::SYS_bind,
+    libc::SYS_getsockname,
+    // SO_ERROR of a connect; ICMP_FILTER, ICMP6_FILTER, IPV6_MULTICAST_IF.
+    libc::SYS_getsockopt,
+    libc::SYS_setsockopt,
+    libc::SYS_fcntl,
+    // mio; poll() for the connects of one round (tcp_connect).
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_epoll_create1,
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_pwait,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_epoll_wait,
+    // Time (the vDSO answers it without a call, mostly). No sleep: rounds wait in poll.
+    libc::SYS_clock_gettime,
+    // The allocator.
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_futex,
+    // HashMap's random keys.
+    libc::SYS_getrandom,
+    libc::SYS_close,
+    // A runtime's last resort message to stderr (/dev/null).
+    libc::SYS_write,
+    // Rust's runtime: signal return, the stack-overflow handler's alternate stack, abort.
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigaction,
+    libc::SYS_sigaltstack,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    // The end.
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
+
+/// The type argument of socket() carries SOCK_NONBLOCK and SOCK_CLOEXEC above these bits.
+const SOCK_TYPE_MASK: u64 = 0xf;
+
+/// socket(): only the kinds the checks need.
+fn socket_rules() -> Vec<seccompiler::SeccompRule> {
+    let kind = |family: libc::c_int, kind: libc::c_int| {
+        [
+            (0, u64::MAX, family as u64),
+            (1, SOCK_TYPE_MASK, kind as u64),
+        ]
+    };
+    let with_protocol = |family, kind_, protocol: libc::c_int| {
+        let [a, b] = kind(family, kind_);
+        rule(&[a, b, (2, u64::MAX, protocol as u64)])
+    };
+    vec![
+        // Echo requests (CAP_NET_RAW).
+        with_protocol(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
+        with_protocol(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6),
+        // TCP connects.
+        rule(&kind(libc::AF_INET, libc::SOCK_STREAM)),
+        rule(&kind(libc::AF_INET6, libc::SOCK_STREAM)),
+        // getifaddrs (the local addresses a check must not ping): a route netlink dump.
+        with_protocol(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE),
+        // if_nametoindex (the NIC of link-local servers): glibc asks the kernel through a
+        // unix datagram socket and SIOCGIFINDEX.
+        rule(&kind(libc::AF_UNIX, libc::SOCK_DGRAM)),
+    ]
+}
+
+pub fn rules() -> Rules {
+    let mut rules = seccomp::allow(ALLOWED);
+    rules.insert(libc::SYS_socket, socket_rules());
+    // ioctl: only the one of if_nametoindex. The request number's type differs between
+    // C libraries.
+    #[allow(clippy::unnecessary_cast)]
+    let siocgifindex = libc::SIOCGIFINDEX as u64;
+    rules.insert(libc::SYS_ioctl, vec![rule(&[(1, u64::MAX, siocgifindex)])]);
+    seccomp::tgkill_self(&mut rules);
+    rules
+}
+
+/// Only with the feature `seccomp-test`: what the prober does on TrySyscallForTest. Opening
+/// a file is what the prober must never do.
+#[cfg(feature = "seccomp-test")]
+pub fn try_forbidden_syscall() {
+    log::warn!("TrySyscallForTest: calling openat(), which must kill the prober");
+    // SAFETY: a NUL-terminated path; the result is closed if it ever succeeds.
+    let fd = unsafe { libc::open(c"/".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    log::error!("open() was allowed (fd {fd}): the seccomp filter is not live");
+    if fd >= 0 {
+        // SAFETY: fd is ours and used nowhere else.
+        unsafe { libc::close(fd) };
+    }
+}

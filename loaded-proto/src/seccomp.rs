@@ -1,0 +1,83 @@
+//! The last step of every child's jail: a seccomp allow-list. Each role keeps its own list
+//! beside its code (loaded-worker and loaded-prober `sandbox.rs`); this module only turns a
+//! list into a BPF program and installs it.
+//!
+//! Any system call that is not on the list kills the whole process
+//! (SECCOMP_RET_KILL_PROCESS): the master sees it die of SIGSYS, logs it and restarts it.
+//! No call is answered with EPERM instead: a child that tries something its list does not
+//! hold is either buggy or compromised, and neither should go on.
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
+use std::collections::BTreeMap;
+
+/// System call number -> the argument rules of which one must match (none: any arguments).
+pub type Rules = BTreeMap<i64, Vec<SeccompRule>>;
+
+/// Allows every call of `list` with any arguments.
+pub fn allow(list: &[libc::c_long]) -> Rules {
+    list.iter().map(|&number| (number, Vec::new())).collect()
+}
+
+/// One rule: every `(argument index, mask, value)` must hold, `argument & mask == value`.
+pub fn rule(conditions: &[(u8, u64, u64)]) -> SeccompRule {
+    let conditions = conditions
+        .iter()
+        .map(|&(index, mask, value)| {
+            SeccompCondition::new(
+                index,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(mask),
+                value,
+            )
+            .expect("argument index below 6")
+        })
+        .collect();
+    SeccompRule::new(conditions).expect("at least one condition")
+}
+
+/// tgkill to this process only: what abort() does to raise SIGABRT (a panic in a child is
+/// logged, then the process exits; an abort must still end it with its own signal).
+pub fn tgkill_self(rules: &mut Rules) {
+    let pid = std::process::id() as u64;
+    rules.insert(libc::SYS_tgkill, vec![rule(&[(0, u64::MAX, pid)])]);
+}
+
+/// Compiles `rules` for this machine's architecture; everything else kills the process.
+pub fn compile(rules: Rules) -> Result<BpfProgram, String> {
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .map_err(|e| format!("seccomp: {e}"))?;
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::KillProcess,
+        SeccompAction::Allow,
+        arch,
+    )
+    .map_err(|e| format!("seccomp: {e}"))?;
+    filter.try_into().map_err(|e| format!("seccomp: {e}"))
+}
+
+/// Installs `program` on the calling thread (the child has no other). Needs no_new_privs.
+pub fn install(program: &BpfProgram) -> Result<(), String> {
+    seccompiler::apply_filter(program).map_err(|e| format!("cannot install seccomp filter: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_compiles_for_this_architecture() {
+        let mut rules = allow(&[libc::SYS_read, libc::SYS_exit_group]);
+        tgkill_self(&mut rules);
+        rules.insert(
+            libc::SYS_socket,
+            vec![rule(&[(0, u64::MAX, libc::AF_INET as u64), (1, 0xf, 3)])],
+        );
+        let program = compile(rules).unwrap();
+        assert!(!program.is_empty());
+    }
+}
