@@ -359,7 +359,7 @@ fn a_flapping_link_under_load_ends_no_worker() {
     );
     // The kernel drops the queued packets of an interface that goes down; verdicts for
     // those that a worker holds at that moment are refused with ENOENT.
-    for _ in 0..12 {
+    for _ in 0..24 {
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "down"]);
         std::thread::sleep(std::time::Duration::from_millis(100));
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "up"]);

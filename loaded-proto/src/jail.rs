@@ -1,6 +1,9 @@
 //! Privilege dropping for the child processes, one function per step, in the only order
-//! that works for "keep exactly one capability across a uid change" (see FACTS.md):
-//! pin -> chroot -> bounding set -> keepcaps -> groups/gid/uid -> caps -> no_new_privs.
+//! that works for "keep exactly one capability across a uid change" (found by experiment
+//! with the caps crate: the capability survives setresuid only with keepcaps set, and the
+//! sets must be narrowed after it): pin -> chroot -> bounding set -> keepcaps ->
+//! groups/gid/uid -> caps -> no core dumps -> not dumpable -> no_new_privs. The role's
+//! seccomp filter comes last, in `child::start`.
 //!
 //! Each step has its own error variant carrying what it worked on and the OS error, so a
 //! failure says exactly which step failed. Capabilities are per thread: this must run
