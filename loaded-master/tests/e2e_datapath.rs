@@ -358,11 +358,30 @@ fn a_flapping_link_under_load_ends_no_worker() {
         &["sysctl", "-qw", "net.ipv6.conf.l0.keep_addr_on_down=1"],
     );
     // The kernel drops the queued packets of an interface that goes down; verdicts for
-    // those that a worker holds at that moment are refused with ENOENT.
-    for _ in 0..24 {
+    // those that a worker holds at that moment are refused with ENOENT. A fast worker holds
+    // packets only for microseconds, so the workers are paused (SIGSTOP) while the link
+    // goes down: the packets already read into their sockets then surely get verdicts the
+    // kernel refuses. The flaps in between run with the workers at full speed.
+    let workers = children_named(&net, "loaded-worker");
+    let signal_workers = |signal| {
+        for &pid in &workers {
+            // SAFETY: kill(2) has no memory-safety preconditions; the pids are the
+            // workers of the master this test started.
+            assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0, "signal {pid}");
+        }
+    };
+    for flap in 0..12 {
+        let paused = flap % 2 == 0;
+        if paused {
+            signal_workers(libc::SIGSTOP);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "down"]);
         std::thread::sleep(std::time::Duration::from_millis(100));
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "up"]);
+        if paused {
+            signal_workers(libc::SIGCONT);
+        }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     net.stop(flood);
