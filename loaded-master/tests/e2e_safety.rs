@@ -341,6 +341,20 @@ fn nobody() -> (u32, u32) {
 /// Asserts that `pid` runs as `uid`/`gid` (all four ids, no other group), in `chroot`, with
 /// exactly the capability `cap` (effective, permitted, bounding), nothing inheritable or
 /// ambient, and no_new_privs.
+/// A master with failover (so the prober runs) and a chroot of the test's own, so that a
+/// check of the jail cannot pass by accident (the master creates it); returns the master,
+/// the chroot and the children's (uid, gid).
+fn start_jailed_with_prober(net: &TestNet) -> (Master, PathBuf, (u32, u32)) {
+    let jail: PathBuf = net.dir().join("jail");
+    let master = Master::start(
+        net,
+        &base_config(net, &format!("chroot={}\n", jail.display())),
+        &["-f"],
+    );
+    wait_log_count(net, &master, "prober is ready", 1);
+    (master, jail, nobody())
+}
+
 fn assert_jailed(pid: u32, what: &str, cap: u32, (uid, gid): (u32, u32), chroot: &Path) {
     let status = proc_status(pid);
     let f = |name| field(&status, pid, name);
@@ -465,16 +479,7 @@ fn children_are_jailed_with_one_capability_and_only_their_own_queue() {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
-    // A chroot of our own, so that the check below cannot pass by accident; the master
-    // creates it.
-    let jail: PathBuf = net.dir().join("jail");
-    let master = Master::start(
-        &net,
-        &base_config(&net, &format!("chroot={}\n", jail.display())),
-        &["-f"],
-    );
-    wait_log_count(&net, &master, "prober is ready", 1);
-    let user = nobody();
+    let (master, jail, user) = start_jailed_with_prober(&net);
     assert_ne!(user.0, 0);
 
     let status = proc_status(master.pid);
@@ -567,14 +572,7 @@ fn killed_workers_and_prober_are_restarted_jailed_and_traffic_continues() {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
-    let jail: PathBuf = net.dir().join("jail");
-    let master = Master::start(
-        &net,
-        &base_config(&net, &format!("chroot={}\n", jail.display())),
-        &["-f"],
-    );
-    wait_log_count(&net, &master, "prober is ready", 1);
-    let user = nobody();
+    let (master, jail, user) = start_jailed_with_prober(&net);
     // Client stickiness: the client's mappings live in the shared table, which outlives
     // the workers.
     let before4 = backend_of(&net, VIP4);
@@ -707,14 +705,7 @@ fn a_forbidden_system_call_kills_the_child_which_is_restarted() {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
     net.start_backends();
-    let jail: PathBuf = net.dir().join("jail");
-    let master = Master::start(
-        &net,
-        &base_config(&net, &format!("chroot={}\n", jail.display())),
-        &["-f"],
-    );
-    wait_log_count(&net, &master, "prober is ready", 1);
-    let user = nobody();
+    let (master, jail, user) = start_jailed_with_prober(&net);
     let workers = workers_by_core(&net, master.pid);
     assert_eq!(workers.len(), worker_count(), "{workers:?}");
     let probers = live_children(&net, master.pid, "loaded-prober");

@@ -8,56 +8,24 @@
 
 use loaded_proto::seccomp::{self, rule, Rules};
 
-/// Calls with any arguments.
+/// Calls with any arguments, besides what every child calls (`seccomp::EVERY_CHILD`: the
+/// channel, mio, the allocator, the runtime).
 #[rustfmt::skip]
 const ALLOWED: &[libc::c_long] = &[
-    // Echo requests and replies; TCP connects; the channel and the worker links
-    // (SOCK_SEQPACKET, descriptors as SCM_RIGHTS); getifaddrs' netlink dump.
+    // Echo requests and replies; TCP connects; the worker links (sendmsg and recvmsg, as
+    // on the channel); getifaddrs' netlink dump.
     libc::SYS_sendto,
     libc::SYS_recvfrom,
-    libc::SYS_sendmsg,
-    libc::SYS_recvmsg,
     libc::SYS_connect,
     libc::SYS_bind,
     libc::SYS_getsockname,
     // SO_ERROR of a connect; ICMP_FILTER, ICMP6_FILTER, IPV6_MULTICAST_IF.
     libc::SYS_getsockopt,
     libc::SYS_setsockopt,
-    libc::SYS_fcntl,
-    // mio; poll() for the connects of one round (tcp_connect).
+    // poll() for the connects of one round (tcp_connect).
     #[cfg(target_arch = "x86_64")]
     libc::SYS_poll,
     libc::SYS_ppoll,
-    libc::SYS_epoll_create1,
-    libc::SYS_epoll_ctl,
-    libc::SYS_epoll_pwait,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_epoll_wait,
-    // Time (the vDSO answers it without a call, mostly). No sleep: rounds wait in poll.
-    libc::SYS_clock_gettime,
-    // The allocator.
-    libc::SYS_brk,
-    libc::SYS_mmap,
-    libc::SYS_munmap,
-    libc::SYS_mremap,
-    libc::SYS_mprotect,
-    libc::SYS_madvise,
-    libc::SYS_futex,
-    // HashMap's random keys.
-    libc::SYS_getrandom,
-    libc::SYS_close,
-    // A runtime's last resort message to stderr (/dev/null).
-    libc::SYS_write,
-    // Rust's runtime: signal return, the stack-overflow handler's alternate stack, abort.
-    libc::SYS_rt_sigreturn,
-    libc::SYS_rt_sigprocmask,
-    libc::SYS_rt_sigaction,
-    libc::SYS_sigaltstack,
-    libc::SYS_getpid,
-    libc::SYS_gettid,
-    // The end.
-    libc::SYS_exit,
-    libc::SYS_exit_group,
 ];
 
 /// The type argument of socket() carries SOCK_NONBLOCK and SOCK_CLOEXEC above these bits.
@@ -91,14 +59,13 @@ fn socket_rules() -> Vec<seccompiler::SeccompRule> {
 }
 
 pub fn rules() -> Rules {
-    let mut rules = seccomp::allow(ALLOWED);
+    let mut rules = seccomp::allow_for_child(ALLOWED);
     rules.insert(libc::SYS_socket, socket_rules());
     // ioctl: only the one of if_nametoindex. The request number's type differs between
     // C libraries.
     #[allow(clippy::unnecessary_cast)]
     let siocgifindex = libc::SIOCGIFINDEX as u64;
     rules.insert(libc::SYS_ioctl, vec![rule(&[(1, u64::MAX, siocgifindex)])]);
-    seccomp::tgkill_self(&mut rules);
     rules
 }
 

@@ -1,6 +1,7 @@
 //! The last step of every child's jail: a seccomp allow-list. Each role keeps its own list
-//! beside its code (loaded-worker and loaded-prober `sandbox.rs`); this module only turns a
-//! list into a BPF program and installs it.
+//! beside its code (loaded-worker and loaded-prober `sandbox.rs`); this module holds what
+//! every child needs whatever its role (the Rust runtime, the allocator, mio, its channel),
+//! turns the lists into a BPF program and installs it.
 //!
 //! Any system call that is not on the list kills the whole process
 //! (SECCOMP_RET_KILL_PROCESS): the master sees it die of SIGSYS, logs it and restarts it.
@@ -15,6 +16,58 @@ use std::collections::BTreeMap;
 
 /// System call number -> the argument rules of which one must match (none: any arguments).
 pub type Rules = BTreeMap<i64, Vec<SeccompRule>>;
+
+/// What every child calls, whatever its role.
+#[rustfmt::skip]
+pub const EVERY_CHILD: &[libc::c_long] = &[
+    // The channel to the master (SOCK_SEQPACKET, descriptors as SCM_RIGHTS), made
+    // nonblocking with fcntl.
+    libc::SYS_recvmsg,
+    libc::SYS_sendmsg,
+    libc::SYS_fcntl,
+    // mio.
+    libc::SYS_epoll_create1,
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_pwait,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_epoll_wait,
+    // Time (the vDSO answers it without a call, mostly). No sleep: loops wait in epoll.
+    libc::SYS_clock_gettime,
+    // The allocator (and, in a worker, mapping the shared flow table).
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    // std's locks park on futex.
+    libc::SYS_futex,
+    // HashMap's random keys.
+    libc::SYS_getrandom,
+    libc::SYS_close,
+    // A runtime's last resort message to stderr (/dev/null).
+    libc::SYS_write,
+    // Rust's runtime: signal return, the stack-overflow handler's alternate stack, abort
+    // (with tgkill to itself, see `tgkill_self`).
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigaction,
+    libc::SYS_sigaltstack,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    // The end.
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
+
+/// Allows every call of `role` and of EVERY_CHILD with any arguments, and tgkill to this
+/// process only.
+pub fn allow_for_child(role: &[libc::c_long]) -> Rules {
+    let mut rules = allow(EVERY_CHILD);
+    rules.extend(allow(role));
+    tgkill_self(&mut rules);
+    rules
+}
 
 /// Allows every call of `list` with any arguments.
 pub fn allow(list: &[libc::c_long]) -> Rules {

@@ -9,61 +9,26 @@
 
 use loaded_proto::seccomp::{self, Rules};
 
-/// Calls with any arguments.
+/// Calls with any arguments, besides what every child calls (`seccomp::EVERY_CHILD`: the
+/// channel, mio, the allocator, the runtime).
 #[rustfmt::skip]
 const ALLOWED: &[libc::c_long] = &[
-    // The NFQUEUE socket: packets in bursts, verdicts out; the channel and the prober
-    // link (SOCK_SEQPACKET, descriptors as SCM_RIGHTS).
+    // The NFQUEUE socket: packets in bursts (verdicts go out with sendmsg, as on the
+    // channel and the prober link).
     libc::SYS_recvmmsg,
-    libc::SYS_recvmsg,
-    libc::SYS_sendmsg,
-    // The send buffer size of the queue socket (QueueSocket::new); set_nonblocking.
+    // The send buffer size of the queue socket (QueueSocket::new).
     // No setsockopt: no netlink group or option can be changed once jailed.
     libc::SYS_getsockopt,
-    libc::SYS_fcntl,
-    // mio.
-    libc::SYS_epoll_create1,
-    libc::SYS_epoll_ctl,
-    libc::SYS_epoll_pwait,
-    #[cfg(target_arch = "x86_64")]
-    libc::SYS_epoll_wait,
-    // Time (the vDSO answers it without a call, mostly). No sleep: the loop waits in epoll.
-    libc::SYS_clock_gettime,
-    // The allocator; mapping the shared flow table.
-    libc::SYS_brk,
-    libc::SYS_mmap,
-    libc::SYS_munmap,
-    libc::SYS_mremap,
-    libc::SYS_mprotect,
-    libc::SYS_madvise,
-    // The flow table's bucket locks spin with sched_yield; std's locks park on futex.
-    libc::SYS_futex,
+    // The flow table's bucket locks spin with sched_yield.
     libc::SYS_sched_yield,
-    // HashMap's random keys.
-    libc::SYS_getrandom,
-    // Closing descriptors (a replaced prober link); the flow table memfd's size.
-    libc::SYS_close,
+    // The flow table memfd's size.
     libc::SYS_fstat,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_newfstatat,
-    // A runtime's last resort message to stderr (/dev/null).
-    libc::SYS_write,
-    // Rust's runtime: signal return, the stack-overflow handler's alternate stack, abort.
-    libc::SYS_rt_sigreturn,
-    libc::SYS_rt_sigprocmask,
-    libc::SYS_rt_sigaction,
-    libc::SYS_sigaltstack,
-    libc::SYS_getpid,
-    libc::SYS_gettid,
-    // The end.
-    libc::SYS_exit,
-    libc::SYS_exit_group,
 ];
 
 pub fn rules() -> Rules {
-    let mut rules = seccomp::allow(ALLOWED);
-    seccomp::tgkill_self(&mut rules);
-    rules
+    seccomp::allow_for_child(ALLOWED)
 }
 
 /// Only with the feature `seccomp-test`: what the worker does on TrySyscallForTest. A new
