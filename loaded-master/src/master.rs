@@ -326,6 +326,7 @@ fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {
         first_queue,
         last_queue,
         forward: config.forward,
+        private_nic: config.private_nic.clone(),
     }
 }
 

@@ -58,6 +58,10 @@ pub struct RuleSet {
     pub families: Vec<FamilyRules>,
     pub first_queue: u16,
     pub last_queue: u16,
+    /// `private_NIC`: replies are queued only when they come in on it, so that a packet
+    /// from the public side with a server's source address is not made to look like one
+    /// of ours.
+    pub private_nic: Option<String>,
     pub forward: Forward,
 }
 
@@ -148,9 +152,7 @@ impl RuleSet {
         commands.push(queue_vip);
         if !kernel {
             for source in &rules.real_sources {
-                let mut queue_replies = args(&["-A", FORWARD_CHAIN, "-s", &source.to_string()]);
-                queue_replies.extend(self.queue_target());
-                commands.push(queue_replies);
+                commands.push(self.reply_rule(*source));
             }
         }
         commands.push(args(&["-I", "PREROUTING", "1", "-j", PREROUTING_CHAIN]));
@@ -194,11 +196,19 @@ impl RuleSet {
     }
 
     fn real_source_command(&self, addr: IpAddr) -> Vec<String> {
-        let host = IpNet {
+        self.reply_rule(IpNet {
             addr,
             prefix_len: if addr.is_ipv4() { 32 } else { 128 },
-        };
-        let mut command = args(&["-A", FORWARD_CHAIN, "-s", &host.to_string()]);
+        })
+    }
+
+    /// Queues the forwarded packets from `source` (the replies to rewrite), from the
+    /// private side only when it is named.
+    fn reply_rule(&self, source: IpNet) -> Vec<String> {
+        let mut command = args(&["-A", FORWARD_CHAIN, "-s", &source.to_string()]);
+        if let Some(nic) = &self.private_nic {
+            command.extend(["-i".to_string(), nic.clone()]);
+        }
         command.extend(self.queue_target());
         command
     }
@@ -232,6 +242,7 @@ mod tests {
             first_queue: 0,
             last_queue: 1,
             forward: Forward::Userspace,
+            private_nic: None,
         };
         let rules = FamilyRules {
             family: Family::V6,
@@ -276,6 +287,7 @@ mod tests {
             first_queue: 0,
             last_queue: 1,
             forward: Forward::Userspace,
+            private_nic: None,
         };
         assert_eq!(
             set.real_source_command("fd00:19::14".parse().unwrap())
@@ -287,12 +299,29 @@ mod tests {
     }
 
     #[test]
+    fn replies_are_queued_from_the_private_nic_only_when_it_is_named() {
+        let set = RuleSet {
+            families: vec![],
+            first_queue: 0,
+            last_queue: 1,
+            forward: Forward::Userspace,
+            private_nic: Some("br0".into()),
+        };
+        assert_eq!(
+            set.real_source_command("198.19.0.14".parse().unwrap())
+                .join(" "),
+            "-w -t mangle -A LOADED-FORWARD -s 198.19.0.14/32 -i br0 -j NFQUEUE --queue-balance 0:1"
+        );
+    }
+
+    #[test]
     fn a_single_queue_uses_queue_num() {
         let set = RuleSet {
             families: vec![],
             first_queue: 3,
             last_queue: 3,
             forward: Forward::Userspace,
+            private_nic: None,
         };
         assert_eq!(set.queue_target().join(" "), "-j NFQUEUE --queue-num 3");
     }
@@ -304,6 +333,7 @@ mod tests {
             first_queue: 0,
             last_queue: 1,
             forward: Forward::Kernel,
+            private_nic: None,
         };
         let rules = FamilyRules {
             family: Family::V4,
