@@ -235,15 +235,28 @@ pub fn remove_family(family: Family) {
 mod tests {
     use super::*;
 
+    /// Queues `first..=last`, no family installed (the tests build their own).
+    fn rule_set(first_queue: u16, last_queue: u16, forward: Forward) -> RuleSet {
+        RuleSet {
+            families: vec![],
+            first_queue,
+            last_queue,
+            forward,
+            private_nic: None,
+        }
+    }
+
+    /// The commands installing `rules`, each as one line.
+    fn installed(set: &RuleSet, rules: &FamilyRules) -> Vec<String> {
+        set.install_commands(rules)
+            .iter()
+            .map(|c| c.join(" "))
+            .collect()
+    }
+
     #[test]
     fn ipv6_rules_keep_neighbour_discovery_out_and_balance_over_the_queues() {
-        let set = RuleSet {
-            families: vec![],
-            first_queue: 0,
-            last_queue: 1,
-            forward: Forward::Userspace,
-            private_nic: None,
-        };
+        let set = rule_set(0, 1, Forward::Userspace);
         let rules = FamilyRules {
             family: Family::V6,
             vip: "fd00:100::1".parse().unwrap(),
@@ -252,11 +265,7 @@ mod tests {
                 prefix_len: 128,
             }],
         };
-        let commands: Vec<String> = set
-            .install_commands(&rules)
-            .iter()
-            .map(|c| c.join(" "))
-            .collect();
+        let commands = installed(&set, &rules);
         let ndp = commands
             .iter()
             .filter(|c| c.contains("--icmpv6-type"))
@@ -282,13 +291,7 @@ mod tests {
 
     #[test]
     fn a_server_added_by_a_reload_gets_the_reply_rule_of_the_others() {
-        let set = RuleSet {
-            families: vec![],
-            first_queue: 0,
-            last_queue: 1,
-            forward: Forward::Userspace,
-            private_nic: None,
-        };
+        let set = rule_set(0, 1, Forward::Userspace);
         assert_eq!(
             set.real_source_command("fd00:19::14".parse().unwrap())
                 .join(" "),
@@ -301,11 +304,8 @@ mod tests {
     #[test]
     fn replies_are_queued_from_the_private_nic_only_when_it_is_named() {
         let set = RuleSet {
-            families: vec![],
-            first_queue: 0,
-            last_queue: 1,
-            forward: Forward::Userspace,
             private_nic: Some("br0".into()),
+            ..rule_set(0, 1, Forward::Userspace)
         };
         assert_eq!(
             set.real_source_command("198.19.0.14".parse().unwrap())
@@ -316,25 +316,13 @@ mod tests {
 
     #[test]
     fn a_single_queue_uses_queue_num() {
-        let set = RuleSet {
-            families: vec![],
-            first_queue: 3,
-            last_queue: 3,
-            forward: Forward::Userspace,
-            private_nic: None,
-        };
+        let set = rule_set(3, 3, Forward::Userspace);
         assert_eq!(set.queue_target().join(" "), "-j NFQUEUE --queue-num 3");
     }
 
     #[test]
     fn kernel_mode_queues_only_undecided_connections_and_no_replies() {
-        let set = RuleSet {
-            families: vec![],
-            first_queue: 0,
-            last_queue: 1,
-            forward: Forward::Kernel,
-            private_nic: None,
-        };
+        let set = rule_set(0, 1, Forward::Kernel);
         let rules = FamilyRules {
             family: Family::V4,
             vip: "198.18.100.1".parse().unwrap(),
@@ -343,11 +331,7 @@ mod tests {
                 prefix_len: 32,
             }],
         };
-        let commands: Vec<String> = set
-            .install_commands(&rules)
-            .iter()
-            .map(|c| c.join(" "))
-            .collect();
+        let commands = installed(&set, &rules);
         assert_eq!(
             commands,
             [

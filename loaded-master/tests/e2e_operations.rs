@@ -339,19 +339,6 @@ fn assert_no_rules(net: &TestNet, context: &str) {
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
 /// A config for the standard topology whose log lines go to `log_socket` (a socket in the
 /// test's directory, never the host's /dev/log).
 fn config_logging_to(net: &TestNet, log_socket: &Path, extra: &str) -> String {

@@ -421,12 +421,18 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     }
 }
 
-fn describe(what: &str, out: &Output) -> String {
+/// A command's output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A finished command for a failure message: what it was, its status and both outputs.
+pub fn describe(what: &str, out: &Output) -> String {
     format!(
         "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        text(&out.stdout),
+        text(&out.stderr)
     )
 }
 
