@@ -26,14 +26,14 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace
 cargo test --workspace -- --test-threads=2
-cargo clippy --workspace --all-targets --features loaded-master/seccomp-test,loaded-prober/seccomp-test -- -D warnings
+cargo clippy --workspace --all-targets --features loaded-master/seccomp-test,loaded-worker/seccomp-test,loaded-prober/seccomp-test -- -D warnings
 
 # The seccomp filters are live: children built with the test-only feature seccomp-test
 # obey a message to make a forbidden system call, and must die of it. Its own target
 # directory, so that no binary built with the feature lands next to the ordinary ones.
 seccomp_target=target/seccomp-test
 CARGO_TARGET_DIR=$seccomp_target cargo build --workspace --bins \
-	--features loaded-master/seccomp-test,loaded-prober/seccomp-test
+	--features loaded-master/seccomp-test,loaded-worker/seccomp-test,loaded-prober/seccomp-test
 CARGO_TARGET_DIR=$seccomp_target cargo test -p loaded-master --features seccomp-test \
 	--test e2e_safety -- --test-threads=2
 

@@ -2,9 +2,9 @@
 //! bytes towards the balancer's addresses.
 
 use loaded_proto::balancing::{Backend, IpNet, Stickiness, Strategy};
+use loaded_proto::flow_table::SharedFlowTable;
 use loaded_worker::datapath::balancer::{Balancer, BalancerConfig};
 use loaded_worker::datapath::flow::Vips;
-use loaded_worker::datapath::flow_table::SharedFlowTable;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 

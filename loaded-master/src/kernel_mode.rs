@@ -275,7 +275,7 @@ fn conntrack_max_warning(text: &str, max_flows: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loaded_worker::datapath::flow_table::create_region;
+    use loaded_proto::flow_table::create_region;
     use std::os::fd::AsFd;
 
     fn kernel_mode(text: &str) -> KernelForwarding {

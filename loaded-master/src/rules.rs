@@ -18,6 +18,7 @@
 
 use loaded_proto::balancing::IpNet;
 use loaded_proto::forwarding::{Forward, MARK_TAG, MARK_TAG_MASK};
+use loaded_proto::wire::Family;
 use std::fmt;
 use std::net::IpAddr;
 use std::process::Command;
@@ -29,18 +30,11 @@ pub const FORWARD_CHAIN: &str = "LOADED-FORWARD";
 /// must reach the kernel untouched even when addressed to the VIP.
 const NDP_TYPES: std::ops::RangeInclusive<u8> = 133..=137;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    fn tool(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
-        }
+/// The firewall tool of a family.
+fn tool(family: Family) -> &'static str {
+    match family {
+        Family::V4 => "iptables",
+        Family::V6 => "ip6tables",
     }
 }
 
@@ -168,7 +162,7 @@ impl RuleSet {
         for rules in &self.families {
             remove_family(rules.family);
             for command in self.install_commands(rules) {
-                if let Err(e) = run(rules.family.tool(), &command) {
+                if let Err(e) = run(tool(rules.family), &command) {
                     self.remove();
                     return Err(e);
                 }
@@ -191,7 +185,7 @@ impl RuleSet {
         if self.forward == Forward::Kernel {
             return Ok(false);
         }
-        run(rules.family.tool(), &self.real_source_command(addr))?;
+        run(tool(rules.family), &self.real_source_command(addr))?;
         Ok(true)
     }
 
@@ -225,9 +219,9 @@ impl RuleSet {
 pub fn remove_family(family: Family) {
     for (builtin, chain) in [("PREROUTING", PREROUTING_CHAIN), ("FORWARD", FORWARD_CHAIN)] {
         // A jump may have been added twice by hand; remove every copy.
-        while run(family.tool(), &args(&["-D", builtin, "-j", chain])).is_ok() {}
-        let _ = run(family.tool(), &args(&["-F", chain]));
-        let _ = run(family.tool(), &args(&["-X", chain]));
+        while run(tool(family), &args(&["-D", builtin, "-j", chain])).is_ok() {}
+        let _ = run(tool(family), &args(&["-F", chain]));
+        let _ = run(tool(family), &args(&["-X", chain]));
     }
 }
 

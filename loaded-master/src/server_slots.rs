@@ -4,7 +4,7 @@
 //! (kernel mode's marks name slots), whatever order the workers later see servers in.
 
 use loaded_proto::balancing::Backend;
-use loaded_worker::datapath::flow_table::{DirectoryFull, SharedFlowTable};
+use loaded_proto::flow_table::{DirectoryFull, SharedFlowTable};
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -86,7 +86,7 @@ impl ServerSlots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loaded_worker::datapath::flow_table::create_region;
+    use loaded_proto::flow_table::create_region;
     use std::os::fd::AsFd;
 
     fn backend(addr: &str) -> Backend {

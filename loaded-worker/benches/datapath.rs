@@ -7,11 +7,11 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use loaded_proto::balancing::{Backend, Stickiness, Strategy};
+use loaded_proto::flow_table::SharedFlowTable;
+use loaded_proto::wire::{checksum, ipv4, tcp};
 use loaded_worker::datapath::balancer::{Balancer, BalancerConfig};
 use loaded_worker::datapath::flow::Vips;
-use loaded_worker::datapath::flow_table::SharedFlowTable;
 use loaded_worker::datapath::nat::{complete_transport_checksum, rewrite, Outcome};
-use loaded_worker::datapath::wire::{checksum, ipv4, tcp};
 use loaded_worker::nfqueue::wire::{self, VerdictSpec, VERDICT_HEADER_MAX};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;

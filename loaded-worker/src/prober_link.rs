@@ -104,8 +104,8 @@ mod tests {
     use super::*;
     use crate::datapath::balancer::BalancerConfig;
     use crate::datapath::flow::{BackendSelector, FlowKey};
-    use crate::datapath::flow_table::SharedFlowTable;
     use loaded_proto::balancing::{Backend, Stickiness, Strategy};
+    use loaded_proto::flow_table::SharedFlowTable;
     use std::net::IpAddr;
     use std::time::Duration;
 

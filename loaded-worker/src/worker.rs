@@ -3,11 +3,11 @@
 
 use crate::datapath::balancer::{Balancer, BalancerConfig};
 use crate::datapath::flow::Vips;
-use crate::datapath::flow_table::SharedFlowTable;
 use crate::nfqueue::QueueSocket;
 use crate::packet_loop::{PacketLoop, Stop};
 use loaded_proto::channel::Channel;
 use loaded_proto::config::Config;
+use loaded_proto::flow_table::SharedFlowTable;
 use loaded_proto::message::Message;
 use std::os::fd::{AsFd, OwnedFd};
 

@@ -1,18 +1,16 @@
 //! ICMP and ICMPv6 echo messages as bytes, without sockets, so they can be tested exactly.
+//! The packet views and the checksum are the datapath's (`loaded_proto::wire`).
 //!
 //! A raw ICMP socket sees every echo reply that reaches the host, including those meant for
 //! `ping` or another prober. Each request therefore carries a tag (identifier, sequence
 //! number and a 64-bit random cookie in the payload), and only a reply that echoes all
 //! three back is ours.
 
-const ECHO_REQUEST_V4: u8 = 8;
-const ECHO_REPLY_V4: u8 = 0;
-pub const ECHO_REPLY_V6: u8 = 129;
-const ECHO_REQUEST_V6: u8 = 128;
-const IPPROTO_ICMP: u8 = 1;
+use loaded_proto::wire::{icmpv4, icmpv6, ipv4, protocol};
 
 /// Header (8 bytes) and the cookie; nothing else, so replies stay small.
 pub const ECHO_LEN: usize = 16;
+const COOKIE: std::ops::Range<usize> = icmpv4::HEADER_LEN..ECHO_LEN;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EchoTag {
@@ -23,74 +21,70 @@ pub struct EchoTag {
 
 /// An ICMP echo request with its checksum: IPv4 raw sockets send what they are given.
 pub fn echo_request_v4(tag: &EchoTag) -> [u8; ECHO_LEN] {
-    let mut packet = echo_message(ECHO_REQUEST_V4, tag);
-    let sum = checksum(&packet);
-    packet[2..4].copy_from_slice(&sum.to_be_bytes());
-    packet
+    let mut bytes = [0u8; ECHO_LEN];
+    let mut packet = icmpv4::Packet::new_unchecked(&mut bytes[..]);
+    packet.set_message_type(icmpv4::message::ECHO_REQUEST);
+    packet.set_echo_identifier(tag.ident);
+    packet.set_echo_sequence(tag.seq);
+    packet.data_mut().copy_from_slice(&tag.cookie.to_be_bytes());
+    packet.fill_checksum();
+    bytes
 }
 
 /// An ICMPv6 echo request with a zero checksum: the kernel always computes it for ICMPv6
 /// raw sockets, since it covers a pseudo-header with the source address it picks.
 pub fn echo_request_v6(tag: &EchoTag) -> [u8; ECHO_LEN] {
-    echo_message(ECHO_REQUEST_V6, tag)
-}
-
-fn echo_message(kind: u8, tag: &EchoTag) -> [u8; ECHO_LEN] {
-    let mut packet = [0u8; ECHO_LEN];
-    packet[0] = kind;
-    packet[4..6].copy_from_slice(&tag.ident.to_be_bytes());
-    packet[6..8].copy_from_slice(&tag.seq.to_be_bytes());
-    packet[8..16].copy_from_slice(&tag.cookie.to_be_bytes());
-    packet
+    let mut bytes = [0u8; ECHO_LEN];
+    let mut packet = icmpv6::Packet::new_unchecked(&mut bytes[..]);
+    packet.set_message_type(icmpv6::message::ECHO_REQUEST);
+    packet.set_echo_identifier(tag.ident);
+    packet.set_echo_sequence(tag.seq);
+    bytes[COOKIE].copy_from_slice(&tag.cookie.to_be_bytes());
+    bytes
 }
 
 /// The tag of an echo reply as an IPv4 raw socket delivers it: IP header first.
 pub fn parse_reply_v4(datagram: &[u8]) -> Option<EchoTag> {
-    let first = *datagram.first()?;
-    let header_len = usize::from(first & 0x0f) * 4;
-    if first >> 4 != 4 || header_len < 20 || datagram.len() < header_len {
+    let ip = ipv4::Packet::new_checked(datagram).ok()?;
+    if ip.protocol() != protocol::ICMP {
         return None;
     }
-    if datagram[9] != IPPROTO_ICMP {
-        return None;
-    }
-    let total_len = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-    let end = total_len.clamp(header_len, datagram.len());
-    let message = &datagram[header_len..end];
+    let message = icmpv4::Packet::new_checked(ip.payload()).ok()?;
     // Unlike ICMPv6, nothing has checked this checksum for us.
-    if checksum(message) != 0 {
+    if !message.verify_checksum()
+        || message.message_type() != icmpv4::message::ECHO_REPLY
+        || message.code() != 0
+    {
         return None;
     }
-    parse_echo(message, ECHO_REPLY_V4)
+    tag_of(
+        message.echo_identifier(),
+        message.echo_sequence(),
+        message.data(),
+    )
 }
 
 /// The tag of an echo reply as an ICMPv6 raw socket delivers it: no IP header, checksum
 /// already verified by the kernel.
-pub fn parse_reply_v6(message: &[u8]) -> Option<EchoTag> {
-    parse_echo(message, ECHO_REPLY_V6)
-}
-
-fn parse_echo(message: &[u8], reply_kind: u8) -> Option<EchoTag> {
-    if message.len() < ECHO_LEN || message[0] != reply_kind || message[1] != 0 {
+pub fn parse_reply_v6(bytes: &[u8]) -> Option<EchoTag> {
+    let message = icmpv6::Packet::new_checked(bytes).ok()?;
+    if message.message_type() != icmpv6::message::ECHO_REPLY || message.code() != 0 {
         return None;
     }
-    Some(EchoTag {
-        ident: u16::from_be_bytes([message[4], message[5]]),
-        seq: u16::from_be_bytes([message[6], message[7]]),
-        cookie: u64::from_be_bytes(message[8..16].try_into().ok()?),
-    })
+    tag_of(
+        message.echo_identifier(),
+        message.echo_sequence(),
+        message.data(),
+    )
 }
 
-/// RFC 1071 Internet checksum; over a message that includes its checksum it yields 0.
-pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+fn tag_of(ident: u16, seq: u16, data: &[u8]) -> Option<EchoTag> {
+    let cookie = data.get(..8)?.try_into().ok()?;
+    Some(EchoTag {
+        ident,
+        seq,
+        cookie: u64::from_be_bytes(cookie),
+    })
 }
 
 #[cfg(test)]
@@ -127,7 +121,6 @@ mod tests {
     #[test]
     fn v4_request_matches_golden_bytes() {
         assert_eq!(echo_request_v4(&TAG), REQUEST_V4);
-        assert_eq!(checksum(&REQUEST_V4), 0);
     }
 
     #[test]
@@ -191,12 +184,5 @@ mod tests {
         code[1] = 1;
         assert_eq!(parse_reply_v6(&code), None);
         assert_eq!(parse_reply_v6(&REPLY_V6[..15]), None);
-    }
-
-    #[test]
-    fn checksum_handles_odd_lengths_and_carries() {
-        assert_eq!(checksum(&[]), 0xffff);
-        assert_eq!(checksum(&[0x01]), !0x0100);
-        assert_eq!(checksum(&[0xff, 0xff, 0x00, 0x01]), !0x0001);
     }
 }

@@ -3,8 +3,9 @@
 
 use super::deadline::poll_timeout;
 use super::echo_packet::{
-    echo_request_v4, echo_request_v6, parse_reply_v4, parse_reply_v6, EchoTag, ECHO_REPLY_V6,
+    echo_request_v4, echo_request_v6, parse_reply_v4, parse_reply_v6, EchoTag,
 };
+use loaded_proto::wire::icmpv6;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::socket::{
@@ -57,7 +58,7 @@ impl IcmpSocket {
         )?;
         // struct icmp6_filter: 256 bits, one per type, set = blocked.
         let mut filter = [u32::MAX; 8];
-        let reply = usize::from(ECHO_REPLY_V6);
+        let reply = usize::from(icmpv6::message::ECHO_REPLY);
         filter[reply / 32] &= !(1 << (reply % 32));
         set_option(&fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &filter)?;
         if let Some(index) = multicast_interface {

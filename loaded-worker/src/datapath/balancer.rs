@@ -13,12 +13,13 @@
 //! and a stale health message cannot bring a removed server back.
 
 use super::flow::{BackendSelector, FlowKey, NoPick};
-use super::flow_table::{
-    monotonic_seconds, BackendSlot, DirectoryFull, Family, SharedFlowTable, TableKey, TableStats,
-};
 use super::scheduler::{self, BackendSet, Member, PickRequest, Scheduler, SharedState};
 use loaded_proto::balancing::{Backend, IpNet, Stickiness, Strategy};
+use loaded_proto::flow_table::{
+    monotonic_seconds, BackendSlot, DirectoryFull, SharedFlowTable, TableKey, TableStats,
+};
 use loaded_proto::reload::BalancingSettings;
+use loaded_proto::wire::Family;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
@@ -397,7 +398,7 @@ impl SharedState for SharedFlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::flow_table::{create_region, MAX_BACKENDS};
+    use loaded_proto::flow_table::{create_region, MAX_BACKENDS};
     use std::net::Ipv4Addr;
     use std::os::fd::AsFd;
 

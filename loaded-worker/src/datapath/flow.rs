@@ -1,20 +1,7 @@
 //! Types shared by the NAT rewrite and the backend selection.
 
+pub use loaded_proto::flow_table::FlowKey;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// A client's flow to a VIP, as seen on the client side of the balancer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FlowKey {
-    pub client: IpAddr,
-    pub vip: IpAddr,
-    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
-    pub protocol: u8,
-    /// The client's TCP/UDP port or ICMP echo identifier; 0 where the packet has none
-    /// (a non-first fragment).
-    pub client_port: u16,
-    /// The VIP's TCP/UDP port; 0 for ICMP and non-first fragments.
-    pub vip_port: u16,
-}
 
 /// The virtual addresses this balancer answers for, at most one per family.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -52,9 +52,9 @@ pub fn decide(packet: &[u8], vips: &Vips, balancer: &mut Balancer) -> KernelDeci
 mod tests {
     use super::*;
     use crate::datapath::balancer::BalancerConfig;
-    use crate::datapath::flow_table::SharedFlowTable;
     use crate::datapath::nat::tests::golden;
     use loaded_proto::balancing::{Backend, Stickiness, Strategy};
+    use loaded_proto::flow_table::SharedFlowTable;
     use loaded_proto::forwarding::slot_of_mark;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::time::Duration;

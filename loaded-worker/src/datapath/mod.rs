@@ -6,8 +6,6 @@
 
 pub mod balancer;
 pub mod flow;
-pub mod flow_table;
 pub mod kernel_forward;
 pub mod nat;
 pub mod scheduler;
-pub mod wire;

@@ -7,30 +7,8 @@
 use std::net::IpAddr;
 use std::ops::Range;
 
-use crate::datapath::wire::{self, ipv4, ipv6};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub(super) fn of(addr: IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        }
-    }
-
-    /// The protocol number of this family's ICMP.
-    pub(super) fn icmp_protocol(self) -> u8 {
-        match self {
-            Family::V4 => wire::protocol::ICMP,
-            Family::V6 => wire::protocol::ICMPV6,
-        }
-    }
-}
+pub(super) use loaded_proto::wire::Family;
+use loaded_proto::wire::{self, ipv4, ipv6};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Side {

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use crate::datapath::flow::{BackendSelector, FlowKey};
-use crate::datapath::wire::icmpv4;
+use loaded_proto::wire::icmpv4;
 
 use super::datagram::{Datagram, Extent, Family, IpHeader, Side};
 use super::transport::{classify_quoted, Transport};

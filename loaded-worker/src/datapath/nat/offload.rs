@@ -9,8 +9,8 @@
 
 use std::net::IpAddr;
 
-use crate::datapath::wire::checksum::{combine, pseudo_header_v4, pseudo_header_v6, sum_without};
-use crate::datapath::wire::{protocol, tcp, udp};
+use loaded_proto::wire::checksum::{combine, pseudo_header_v4, pseudo_header_v6, sum_without};
+use loaded_proto::wire::{protocol, tcp, udp};
 
 use super::datagram::{Extent, Fragment, IpHeader};
 use super::DropReason;

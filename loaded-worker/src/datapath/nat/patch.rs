@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 use std::ops::Range;
 
-use crate::datapath::wire::checksum::Delta;
-use crate::datapath::wire::{icmpv6, protocol, tcp, udp};
+use loaded_proto::wire::checksum::Delta;
+use loaded_proto::wire::{icmpv6, protocol, tcp, udp};
 
 use super::datagram::{Datagram, Family, Fragment, IpHeader, Side};
 use super::DropReason;

@@ -1,6 +1,6 @@
 //! What a datagram's transport header says, as far as the rewrite decision goes.
 
-use crate::datapath::wire::{icmpv4, icmpv6, protocol, tcp, udp};
+use loaded_proto::wire::{icmpv4, icmpv6, protocol, tcp, udp};
 
 use super::datagram::{Datagram, Family, Fragment};
 use super::DropReason;

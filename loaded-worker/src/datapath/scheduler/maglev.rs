@@ -22,7 +22,8 @@
 //! unguessable for operators who set a secret one.
 
 use super::{BackendSet, Member, PickRequest, Scheduler};
-use crate::datapath::flow_table::{siphash13, Family, HashKey};
+use loaded_proto::flow_table::{siphash13, HashKey};
+use loaded_proto::wire::Family;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
@@ -273,7 +274,7 @@ impl WeightedTurns {
 mod tests {
     use super::super::testing::{set_of, FakeShared};
     use super::*;
-    use crate::datapath::flow_table::TableKey;
+    use loaded_proto::flow_table::TableKey;
 
     const SEED: u128 = 0x0011_2233_4455_6677_8899_aabb_ccdd_eeff;
 

@@ -12,8 +12,9 @@ pub use maglev::{Maglev, LOOKUP_TABLE_SIZE};
 pub use round_robin::RoundRobin;
 pub use weighted::Weighted;
 
-use super::flow_table::{Family, TableKey};
 use loaded_proto::balancing::Strategy;
+use loaded_proto::flow_table::TableKey;
+use loaded_proto::wire::Family;
 use std::collections::HashMap;
 use std::net::IpAddr;
 

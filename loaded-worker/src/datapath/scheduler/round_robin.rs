@@ -31,7 +31,7 @@ impl Scheduler for RoundRobin {
 mod tests {
     use super::super::testing::{picks, set_of, FakeShared};
     use super::*;
-    use crate::datapath::flow_table::Family;
+    use loaded_proto::wire::Family;
 
     #[test]
     fn starts_at_the_first_server_and_wraps() {

@@ -49,7 +49,7 @@ impl Load {
 mod tests {
     use super::super::testing::{picks, set_of, FakeShared};
     use super::*;
-    use crate::datapath::flow_table::Family;
+    use loaded_proto::wire::Family;
 
     fn spread(order: &[Option<usize>], members: usize) -> Vec<usize> {
         (0..members)

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::datapath::wire::{checksum, icmpv4, icmpv6, ipv4, ipv6, protocol, tcp, udp};
+use loaded_proto::wire::{checksum, icmpv4, icmpv6, ipv4, ipv6, protocol, tcp, udp};
 
 #[derive(Clone, Debug)]
 pub enum Transport {

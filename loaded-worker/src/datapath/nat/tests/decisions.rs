@@ -7,7 +7,7 @@ use super::golden::*;
 use super::support::*;
 use crate::datapath::flow::Vips;
 use crate::datapath::nat::{rewrite, DropReason, Outcome};
-use crate::datapath::wire::protocol;
+use loaded_proto::wire::protocol;
 
 fn run(packet: &[u8], vips: &Vips, selector: &mut MockSelector) -> (Outcome, Vec<u8>) {
     let mut bytes = packet.to_vec();

@@ -6,7 +6,7 @@ use super::golden::*;
 use super::support::*;
 use crate::datapath::flow::FlowKey;
 use crate::datapath::nat::{rewrite, Outcome};
-use crate::datapath::wire::protocol::{ICMP, ICMPV6, TCP, UDP};
+use loaded_proto::wire::protocol::{ICMP, ICMPV6, TCP, UDP};
 
 fn assert_rewrites(before: &[u8], after: &[u8], selector: &mut MockSelector) {
     assert_checksums_valid(before);

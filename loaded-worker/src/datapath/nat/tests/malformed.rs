@@ -4,7 +4,7 @@ use super::builder::{self, Shape};
 use super::golden::*;
 use super::support::*;
 use crate::datapath::nat::{rewrite, DropReason, Outcome};
-use crate::datapath::wire::protocol;
+use loaded_proto::wire::protocol;
 
 /// A selector that knows the flows the golden ICMP errors quote, so that only the
 /// malformation can make them fail.

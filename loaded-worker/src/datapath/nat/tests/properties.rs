@@ -11,7 +11,7 @@ use super::golden;
 use super::support::*;
 use crate::datapath::flow::{FlowKey, Vips};
 use crate::datapath::nat::{rewrite, Outcome};
-use crate::datapath::wire::protocol;
+use loaded_proto::wire::protocol;
 
 /// Four distinct addresses of one family.
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 
 use crate::datapath::flow::{BackendSelector, FlowKey, NoPick, Vips};
-use crate::datapath::wire::icmpv4;
+use loaded_proto::wire::icmpv4;
 
 pub const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 pub const VIP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);

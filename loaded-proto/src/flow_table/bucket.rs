@@ -227,7 +227,7 @@ pub(super) fn has_idle(bucket: &Bucket, now: u32, timeout: u32) -> bool {
 }
 
 /// The directory slots of a bucket's occupied entries, read without the lock (tests only).
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub(super) fn occupied_slots(bucket: &Bucket) -> impl Iterator<Item = usize> + '_ {
     (0..ENTRIES_PER_BUCKET)
         .filter(|&way| bucket.tags[way].load(Relaxed) != 0)

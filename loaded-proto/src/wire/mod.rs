@@ -8,12 +8,15 @@
 //! a partial header (a packet quoted in an ICMP error) can reach single fields safely.
 
 pub mod checksum;
+mod family;
 pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
 pub mod udp;
+
+pub use family::Family;
 
 /// Why bytes could not be viewed as a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -117,6 +117,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         );
     }
 
+    pub fn set_echo_sequence(&mut self, sequence: u16) {
+        write_u16(self.buffer.as_mut(), field::ECHO_SEQUENCE.start, sequence);
+    }
+
     pub fn fill_checksum(&mut self) {
         let checksum = self.compute_checksum();
         self.set_checksum(checksum);

@@ -140,6 +140,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         );
     }
 
+    pub fn set_echo_sequence(&mut self, sequence: u16) {
+        write_u16(self.buffer.as_mut(), field::ECHO_SEQUENCE.start, sequence);
+    }
+
     pub fn fill_checksum(&mut self, pseudo_header: u16) {
         let checksum = self.compute_checksum(pseudo_header);
         self.set_checksum(checksum);

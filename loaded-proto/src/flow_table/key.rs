@@ -1,34 +1,22 @@
 //! What a mapping is keyed on, and how keys and addresses are packed into table words.
 
 use super::keyed_hash::{siphash13, HashKey};
-use crate::datapath::flow::FlowKey;
-use loaded_proto::balancing::Stickiness;
+use crate::balancing::Stickiness;
+use crate::wire::Family;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// An address family. A flow is only ever mapped to a server of its own family.
+/// A client's flow to a VIP, as seen on the client side of the balancer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub const ALL: [Family; 2] = [Family::V4, Family::V6];
-
-    pub fn of(addr: IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        }
-    }
-
-    /// Position in per-family arrays.
-    pub fn index(self) -> usize {
-        match self {
-            Family::V4 => 0,
-            Family::V6 => 1,
-        }
-    }
+pub struct FlowKey {
+    pub client: IpAddr,
+    pub vip: IpAddr,
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
+    pub protocol: u8,
+    /// The client's TCP/UDP port or ICMP echo identifier; 0 where the packet has none
+    /// (a non-first fragment).
+    pub client_port: u16,
+    /// The VIP's TCP/UDP port; 0 for ICMP and non-first fragments.
+    pub vip_port: u16,
 }
 
 /// A flow as the table sees it: the parts that the stickiness ignores are zero, so that

@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn default_max_flows_needs_48_mib() {
-        let default_max_flows = loaded_proto::config::DEFAULT_MAX_FLOWS as usize;
+        let default_max_flows = crate::config::DEFAULT_MAX_FLOWS as usize;
         assert_eq!(region_len(default_max_flows), 8320 + 48 * 1024 * 1024);
     }
 

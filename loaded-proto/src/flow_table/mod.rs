@@ -34,11 +34,12 @@ mod region;
 #[cfg(test)]
 mod tests;
 
+use crate::wire::Family;
 pub use bucket::{BackendSlot, BucketGuard, Displaced, Way};
 pub use bucket_lock::{Busy, STALE_AFTER_SECS};
 pub use clock::monotonic_seconds;
 pub use directory::DirectoryFull;
-pub use key::{Family, TableKey};
+pub use key::{FlowKey, TableKey};
 pub use keyed_hash::{siphash13, HashKey};
 pub use layout::{region_len, BYTES_PER_ENTRY, ENTRIES_PER_BUCKET, MAX_BACKENDS};
 pub use region::create_region;
@@ -102,7 +103,7 @@ impl SharedFlowTable {
             region,
             bucket_count: bucket_count(capacity),
             hash_key: HashKey(0, 0),
-            flow_timeout_secs: loaded_proto::config::DEFAULT_FLOW_TIMEOUT.as_secs() as u32,
+            flow_timeout_secs: crate::config::DEFAULT_FLOW_TIMEOUT.as_secs() as u32,
             pid: std::process::id(),
             stats: Cell::default(),
         };
@@ -252,8 +253,8 @@ impl SharedFlowTable {
 
     /// Marks every bucket as held by the live-looking process `pid`, as if it were in the
     /// middle of an update: what a worker sees when another one stalls (tests).
-    #[cfg(test)]
-    pub(crate) fn hold_every_bucket_for_test(&self, pid: u32) {
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn hold_every_bucket_for_test(&self, pid: u32) {
         for bucket in self.buckets() {
             bucket.lock.store(
                 bucket_lock::owner_word(pid, monotonic_seconds()),
@@ -278,11 +279,11 @@ impl SharedFlowTable {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl SharedFlowTable {
     /// Occupied entries, counted by walking every bucket without locks: only for tests
     /// that have stopped writing.
-    pub(crate) fn occupied(&self) -> usize {
+    pub fn occupied(&self) -> usize {
         self.buckets()
             .iter()
             .map(|b| bucket::occupied_slots(b).count())
@@ -290,7 +291,7 @@ impl SharedFlowTable {
     }
 
     /// Panics unless every backend's live counter equals its occupied entries.
-    pub(crate) fn assert_live_counters_match_entries(&self) {
+    pub fn assert_live_counters_match_entries(&self) {
         let mut counted = vec![0u64; MAX_BACKENDS];
         for slot in self.buckets().iter().flat_map(bucket::occupied_slots) {
             counted[slot] += 1;

@@ -44,7 +44,7 @@ pub fn adopt(identity: &Identity) -> io::Result<HashKey> {
 /// From the kernel's CSPRNG: a client that could guess the seed could fill one bucket.
 fn random_nonzero_word() -> io::Result<u64> {
     loop {
-        let bytes = loaded_proto::random::random_bytes::<8>()?;
+        let bytes = crate::random::random_bytes::<8>()?;
         let word = u64::from_ne_bytes(bytes);
         if word != 0 {
             return Ok(word);

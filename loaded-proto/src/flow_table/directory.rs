@@ -13,8 +13,9 @@
 //! configured again gets its old slot back.
 
 use super::clock::monotonic_seconds;
-use super::key::{address_from_words, address_words, Family};
+use super::key::{address_from_words, address_words};
 use super::layout::{DirectorySlot, MAX_BACKENDS};
+use crate::wire::Family;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
