@@ -6,6 +6,7 @@
 //! socket (the binding died with the old one). A child that keeps dying stops the whole
 //! balancer rather than flapping forever.
 
+use crate::backend_book::{BackendBook, Recorded};
 use crate::kernel_mode::KernelForwarding;
 use crate::log_budget::{self, LogBudget};
 use crate::queue_drops::{self, DropWatch};
@@ -16,7 +17,7 @@ use crate::spawn::{spawn, JailArgs, Role};
 use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
-use loaded_proto::message::{BackendUpdate, Message};
+use loaded_proto::message::{BackendUpdate, Message, StateReason};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -28,7 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const SIGNALS: Token = Token(0);
 
@@ -82,6 +83,8 @@ pub struct Supervisor {
     /// forward=kernel: acts on the prober's backend changes.
     kernel: Option<KernelForwarding>,
     reloader: Reloader,
+    /// The authoritative backend state, which every child starts from.
+    book: BackendBook,
 }
 
 /// The signals the master handles; registered before the master acquires anything, so that
@@ -115,6 +118,7 @@ impl Supervisor {
         reloader: Reloader,
     ) -> io::Result<Supervisor> {
         Ok(Supervisor {
+            book: BackendBook::new(&settings.config, SystemTime::now()),
             settings,
             poll: Poll::new()?,
             children: HashMap::new(),
@@ -140,10 +144,13 @@ impl Supervisor {
             flow_table_capacity: self.settings.flow_table_capacity,
             config: Box::new(self.settings.config.clone()),
         };
-        let sent = spawned.channel.send_with_fds(
-            &setup,
-            &[queue_socket.as_fd(), self.settings.flow_table.as_fd()],
-        );
+        let sent = spawned
+            .channel
+            .send_with_fds(
+                &setup,
+                &[queue_socket.as_fd(), self.settings.flow_table.as_fd()],
+            )
+            .and_then(|()| spawned.channel.send(&self.book_message()));
         drop(queue_socket);
         let name = role.name();
         self.adopt(role, spawned.pid, spawned.channel)?;
@@ -155,12 +162,19 @@ impl Supervisor {
     pub fn start_prober(&mut self) -> io::Result<()> {
         let role = Role::Prober;
         let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)?;
-        let sent = spawned.channel.send(&Message::ProberSetup {
-            config: Box::new(self.settings.config.clone()),
-            withdrawn: self.reloader.withdrawn(),
-        });
+        let sent = spawned
+            .channel
+            .send(&Message::ProberSetup {
+                config: Box::new(self.settings.config.clone()),
+                withdrawn: self.reloader.withdrawn(),
+            })
+            .and_then(|()| spawned.channel.send(&self.book_message()));
         self.adopt(role, spawned.pid, spawned.channel)?;
         sent.map_err(|e| io::Error::other(format!("prober: cannot send its setup: {e}")))?;
+        log::info!(
+            "prober starts from the backend book: {}",
+            self.book.summary()
+        );
         let workers: Vec<u32> = self
             .children
             .values()
@@ -173,6 +187,13 @@ impl Supervisor {
             self.link_prober_to_worker(worker);
         }
         Ok(())
+    }
+
+    /// What a child is told of the servers before it turns Ready.
+    fn book_message(&self) -> Message {
+        Message::BackendBook {
+            backends: self.book.booked(),
+        }
     }
 
     /// Gives the prober and worker `worker` a fresh pair to talk over (backend updates flow
@@ -351,7 +372,9 @@ impl Supervisor {
             // A decided packet must find its server's map element.
             kernel.reload_servers(&config, &added);
         }
-        // From now on children started anew get the new config.
+        self.book
+            .reload(&config, &health.withdrawn, SystemTime::now());
+        // From now on children started anew get the new config and book.
         self.settings.config = config;
         let worker_message = Message::WorkerReconfigure {
             settings: Box::new(balancing),
@@ -457,11 +480,22 @@ impl Supervisor {
                     relinks.push(worker);
                     Ok(())
                 }
-                // Userspace mode needs nothing: the workers hear of changes directly.
-                Ok(Some(Action::BackendChange(update))) => match self.kernel.as_mut() {
-                    Some(kernel) => kernel.on_change(update).map_err(|e| e.to_string()),
-                    None => Ok(()),
-                },
+                Ok(Some(Action::BackendChange(update, reason))) => {
+                    match self.book.record(update, reason, SystemTime::now()) {
+                        Err(untrusted) => Err(untrusted.to_string()),
+                        Ok(Recorded::Unknown) => {
+                            log::debug!(
+                                "the prober spoke of a server the book does not hold: {update:?}"
+                            );
+                            Ok(())
+                        }
+                        // The workers hear of changes directly; kernel mode acts on them.
+                        Ok(Recorded::Written) => match self.kernel.as_mut() {
+                            Some(kernel) => kernel.on_change(update).map_err(|e| e.to_string()),
+                            None => Ok(()),
+                        },
+                    }
+                }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -507,7 +541,10 @@ impl Supervisor {
             };
             let child = self.children.remove(&token).expect("found above");
             if let Some(channel) = child.channel {
-                relay_remaining(&child.role.name(), &channel);
+                let last_words = relay_remaining(&child.role.name(), &channel);
+                if child.role == Role::Prober {
+                    self.record_last_changes(last_words);
+                }
                 let _ = self
                     .poll
                     .registry()
@@ -521,6 +558,20 @@ impl Supervisor {
                 .died(Instant::now(), child.ready);
             if let Some(exit) = self.after_death(child.role, &format!("(pid {pid}) {how}"), next) {
                 return Some(exit);
+            }
+        }
+    }
+
+    /// The changes a dead prober sent just before it died: its successor starts from the
+    /// book, so the book must hold them. Nothing else a dead child said matters any more.
+    fn record_last_changes(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            let Message::BackendChange { update, reason } = message else {
+                continue;
+            };
+            let recorded = self.book.record(update, reason, SystemTime::now());
+            if let (Ok(Recorded::Written), Some(kernel)) = (recorded, self.kernel.as_mut()) {
+                let _ = kernel.on_change(update);
             }
         }
     }
@@ -645,25 +696,25 @@ impl Supervisor {
 }
 
 /// Relays what a child sent before it exited (its last words, its totals): once it is gone,
-/// all of it is already in the socket buffer.
-fn relay_remaining(name: &str, channel: &Channel) {
+/// all of it is already in the socket buffer. Returns the messages that were no log line.
+fn relay_remaining(name: &str, channel: &Channel) -> Vec<Message> {
+    let mut rest = Vec::new();
     // Bounded: the buffer holds a finite number of datagrams, but be sure.
     for _ in 0..1024 {
         match channel.recv() {
-            Ok((message, _)) => {
-                let _ = handle_any_child(name, message);
-            }
-            Err(_) => return,
+            Ok((message, _)) => rest.extend(handle_any_child(name, message)),
+            Err(_) => break,
         }
     }
+    rest
 }
 
 /// Something a child asked the master to do.
 enum Action {
     /// Make a fresh link between the prober and this worker.
     Relink(u32),
-    /// The prober saw a backend change (kernel mode acts on it).
-    BackendChange(BackendUpdate),
+    /// The prober saw a backend change: the book records it, kernel mode acts on it.
+    BackendChange(BackendUpdate, StateReason),
 }
 
 /// What a worker may say to the master.
@@ -681,7 +732,9 @@ fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, Strin
     match handle_any_child(name, message) {
         None => Ok(None),
         Some(Message::LinkLost { worker }) => Ok(Some(Action::Relink(worker))),
-        Some(Message::BackendChange { update }) => Ok(Some(Action::BackendChange(update))),
+        Some(Message::BackendChange { update, reason }) => {
+            Ok(Some(Action::BackendChange(update, reason)))
+        }
         Some(other) => Err(format!("unexpected {} message", other.kind())),
     }
 }

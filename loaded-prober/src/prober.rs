@@ -1,17 +1,20 @@
 //! The prober's `run`: jailed with only CAP_NET_RAW, it checks the real servers every
 //! `check_cycle` (see `health`) and streams what changed to every worker over a direct link
 //! that the master set up: a snapshot when a link is new or a worker asks, then numbered
-//! changes. Every change also goes to the master (`BackendChange`), which needs it in
-//! kernel mode. Each change is logged once, with its reason; nothing is logged per check.
+//! changes. Every change also goes to the master (`BackendChange`, with the check result
+//! behind it), which keeps the authoritative backend book and acts on changes in kernel
+//! mode. The prober starts from that book (`BackendBook`), so a restart neither forgets
+//! hot-plugged servers nor flaps down ones. Each change is logged once, with its reason;
+//! nothing is logged per check.
 //!
 //! A reload (`ProberReconfigure`) changes the servers and the check settings in place
 //! (see `health::reload`); a round follows at once when it added servers, so that a new
 //! server that is down loses its clients within one round.
 
-use crate::health::{Event, HealthChecker};
+use crate::health::{Event, FailReason, HealthChecker};
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
-use loaded_proto::message::{BackendState, BackendUpdate, Message};
+use loaded_proto::message::{BackendState, BackendUpdate, Message, StateReason};
 use loaded_proto::reload::HealthSettings;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -44,6 +47,17 @@ pub fn run() -> i32 {
             return 1;
         }
     };
+    let book = match channel.recv() {
+        Ok((Message::BackendBook { backends }, _)) => backends,
+        Ok((other, _)) => {
+            log::error!("expected BackendBook, got {}", other.kind());
+            return 1;
+        }
+        Err(e) => {
+            log::error!("no backend book from the master: {e}");
+            return 1;
+        }
+    };
     if !withdrawn.is_empty() {
         // Only the list of withdrawn servers: the config is the reloaded one already.
         let (_, sockets) = checker.reconfigure(&config, &withdrawn);
@@ -51,6 +65,8 @@ pub fn run() -> i32 {
             log::error!("{e}");
         }
     }
+    // After the withdrawn list: a server a reload took out is not hot-plugged back.
+    checker.start_from(&book);
     let mut prober = match Prober::new(channel, checker, *config) {
         Ok(prober) => prober,
         Err(e) => {
@@ -85,9 +101,6 @@ struct Prober {
     poll: Poll,
     cycle: Duration,
     next_round: Instant,
-    /// No snapshot goes out before the first round: until then the prober knows less than
-    /// the workers (after a prober restart, they know which servers are down).
-    first_round_done: bool,
     /// Links read up to the per-wakeup cap that may hold more (their readiness edge is
     /// spent, so the loop comes back to them without waiting).
     unfinished_links: Vec<u32>,
@@ -113,7 +126,6 @@ impl Prober {
             // The first round at once: a server that is down at start is found within
             // `fall` rounds, not `fall + 1`.
             next_round: Instant::now(),
-            first_round_done: false,
             unfinished_links: Vec::new(),
         })
     }
@@ -147,13 +159,6 @@ impl Prober {
                 let changes = self.checker.check();
                 for change in changes {
                     self.publish(change);
-                }
-                if !self.first_round_done {
-                    self.first_round_done = true;
-                    let workers: Vec<u32> = self.links.keys().copied().collect();
-                    for worker in workers {
-                        self.send_snapshot(worker);
-                    }
                 }
                 self.next_round = Instant::now() + self.cycle;
             }
@@ -289,10 +294,9 @@ impl Prober {
         }
     }
 
+    /// Sent as soon as a link is new: the prober started from the master's book, so it
+    /// knows at least what a worker knows.
     fn send_snapshot(&mut self, worker: u32) {
-        if !self.first_round_done {
-            return;
-        }
         let backends = self
             .checker
             .states()
@@ -316,23 +320,31 @@ impl Prober {
         }
     }
 
-    /// Logs a change once and sends it to every worker.
+    /// Logs a change once and sends it to every worker and to the master.
     fn publish(&mut self, event: Event) {
-        let update = match event {
+        let (update, reason) = match event {
             Event::Down { addr, reason } => {
                 log::warn!("server {addr} is down: {reason}");
-                BackendUpdate::Down(addr)
+                (BackendUpdate::Down(addr), state_reason(reason))
             }
             Event::Up { addr } => {
                 log::info!("server {addr} is up again");
-                BackendUpdate::Up(addr)
+                (BackendUpdate::Up(addr), StateReason::ChecksPassed)
+            }
+            Event::Confirmed { addr } => {
+                // The workers have had it in service all along: only the book learns.
+                self.tell_master(BackendUpdate::Up(addr), StateReason::ChecksPassed);
+                return;
             }
             Event::Discovered { backend } => {
                 log::info!(
                     "server {} answered on the servers' network: added (hotplug)",
                     backend.addr
                 );
-                BackendUpdate::Added(backend)
+                (
+                    BackendUpdate::Added(backend),
+                    StateReason::AnsweredBroadcast,
+                )
             }
             Event::IgnoredOutsideRip { addr } => {
                 log::warn!("host {addr} answered the broadcast ping but lies outside RIP: ignored");
@@ -344,21 +356,24 @@ impl Prober {
             }
         };
         self.seq += 1;
-        if self.first_round_done {
-            let message = Message::BackendUpdate {
-                seq: self.seq,
-                update,
-            };
-            let workers: Vec<u32> = self.links.keys().copied().collect();
-            for worker in workers {
-                self.send(worker, &message);
-            }
+        let message = Message::BackendUpdate {
+            seq: self.seq,
+            update,
+        };
+        let workers: Vec<u32> = self.links.keys().copied().collect();
+        for worker in workers {
+            self.send(worker, &message);
         }
-        // (Before the first round ends, the snapshot after it carries the change.)
-        // The master too, after the workers (kernel mode forgets a dead server's
-        // connections, which the workers must then move), for every change: it gets no
-        // snapshot, so first-round changes must reach it as well.
-        if let Err(e) = self.master.try_send(&Message::BackendChange { update }) {
+        // The master after the workers: kernel mode forgets a dead server's connections,
+        // which the workers must then move.
+        self.tell_master(update, reason);
+    }
+
+    fn tell_master(&mut self, update: BackendUpdate, reason: StateReason) {
+        if let Err(e) = self
+            .master
+            .try_send(&Message::BackendChange { update, reason })
+        {
             log::warn!("cannot send a backend change to the master: {e}");
         }
     }
@@ -371,4 +386,14 @@ fn list(addrs: &[IpAddr]) -> String {
     }
     let names: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
     format!(" ({})", names.join(", "))
+}
+
+/// The check result as the master's book records it.
+fn state_reason(reason: FailReason) -> StateReason {
+    match reason {
+        FailReason::NoReply => StateReason::NoEchoReply,
+        FailReason::ConnectRefused => StateReason::ConnectRefused,
+        FailReason::Timeout => StateReason::ConnectTimedOut,
+        FailReason::Error(text) => StateReason::Failed(text),
+    }
 }

@@ -2,6 +2,7 @@
 //! addresses, tries a TCP connect to `port_alive` on whoever answered, and feeds the results
 //! through rise/fall hysteresis. Only changes come out; the caller logs and forwards them.
 
+mod book;
 mod deadline;
 mod echo_packet;
 mod hysteresis;
@@ -32,6 +33,9 @@ pub enum Event {
     Down { addr: IpAddr, reason: FailReason },
     /// A server out of service passed `rise` rounds in a row.
     Up { addr: IpAddr },
+    /// A configured server not checked yet (in service all along) passed its first check:
+    /// only the master's book learns of it.
+    Confirmed { addr: IpAddr },
     /// A host inside RIP4/RIP6 answered the broadcast and passed `rise` rounds; it is in
     /// service from now on and checked like a configured server.
     Discovered { backend: Backend },
@@ -117,6 +121,7 @@ impl HealthChecker {
                     events.push(Event::Down { addr, reason });
                 }
                 (Some(Transition::WentUp), _) => events.push(Event::Up { addr }),
+                (Some(Transition::Confirmed), _) => events.push(Event::Confirmed { addr }),
                 _ => {}
             }
         }

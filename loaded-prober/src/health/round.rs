@@ -42,7 +42,7 @@ impl RoundPlan {
         }
     }
 
-    fn in_rip(&self, addr: IpAddr) -> bool {
+    pub(super) fn in_rip(&self, addr: IpAddr) -> bool {
         let rip = if addr.is_ipv4() { self.rip4 } else { self.rip6 };
         rip.is_some_and(|net| net.contains(addr))
     }

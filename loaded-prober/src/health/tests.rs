@@ -244,7 +244,11 @@ fn checker_takes_a_server_out_after_fall_and_back_after_rise() {
     assert_eq!(checker.states(), [(backend, true)]);
 
     let listener = TcpListener::bind((addr, port)).unwrap();
-    assert_eq!(checker.check(), [], "in service and answering");
+    assert_eq!(
+        checker.check(),
+        [Event::Confirmed { addr }],
+        "in service and answering"
+    );
     drop(listener);
     assert_eq!(checker.check(), []);
     assert_eq!(
@@ -299,10 +303,13 @@ fn candidates_need_rise_rounds_in_a_row_to_be_discovered() {
     );
     assert_eq!(
         events,
-        [Event::Down {
-            addr: host,
-            reason: FailReason::Timeout
-        }]
+        [
+            Event::Confirmed { addr: ip(V4) },
+            Event::Down {
+                addr: host,
+                reason: FailReason::Timeout
+            }
+        ]
     );
 }
 
@@ -370,4 +377,73 @@ fn a_reload_keeps_the_health_of_kept_servers_starts_new_ones_up_and_drops_remove
     assert_eq!(done.removed, [ip(V4), hot]);
     assert_eq!(checker.states(), [(new, true)]);
     assert!(checker.plan.withdrawn.contains(&hot));
+}
+
+#[test]
+fn a_restart_from_the_book_keeps_hot_plugged_servers_and_known_states() {
+    use loaded_proto::balancing::IpNet;
+    use loaded_proto::message::{BookedBackend, BookedHealth, Origin};
+    require_root();
+    let config = Config {
+        rip4: Some(IpNet {
+            addr: ip("127.0.0.0"),
+            prefix_len: 8,
+        }),
+        ..config_with(ip(V4), 1)
+    };
+    let mut checker = HealthChecker::new(&config).unwrap();
+    let configured = Backend {
+        addr: ip(V4),
+        weight: 1,
+    };
+    let hot = Backend {
+        addr: ip("127.0.0.9"),
+        weight: 1,
+    };
+    let outside = Backend {
+        addr: ip("198.19.0.9"),
+        weight: 1,
+    };
+    let booked = |backend, origin, health| BookedBackend {
+        backend,
+        origin,
+        health,
+    };
+    checker.start_from(&[
+        booked(configured, Origin::Configured, BookedHealth::Down),
+        booked(hot, Origin::HotPlugged, BookedHealth::Up),
+        booked(outside, Origin::HotPlugged, BookedHealth::Up),
+    ]);
+    assert_eq!(checker.states(), [(configured, false), (hot, true)]);
+    assert_eq!(checker.plan.servers, [configured.addr, hot.addr]);
+    // Down by the book: one good round is not enough to come back (rise=2), and the hot
+    // plugged one is not up on probation either: one bad round does not take it out.
+    let mut events = Vec::new();
+    checker.record_servers(
+        vec![
+            (configured.addr, Ok(())),
+            (hot.addr, Err(FailReason::NoReply)),
+        ],
+        &mut events,
+    );
+    assert_eq!(events, []);
+    checker.record_servers(
+        vec![
+            (configured.addr, Ok(())),
+            (hot.addr, Err(FailReason::NoReply)),
+        ],
+        &mut events,
+    );
+    assert_eq!(
+        events,
+        [
+            Event::Up {
+                addr: configured.addr
+            },
+            Event::Down {
+                addr: hot.addr,
+                reason: FailReason::NoReply
+            }
+        ]
+    );
 }
