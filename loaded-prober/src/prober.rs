@@ -10,6 +10,11 @@
 //! A reload (`ProberReconfigure`) changes the servers and the check settings in place
 //! (see `health::reload`); a round follows at once when it added servers, so that a new
 //! server that is down loses its clients within one round.
+//!
+//! A round never blocks the loop: the loop starts it, watches its echo sockets and
+//! connects along with the master's channel and the worker links, and advances it when
+//! one is ready or the phase's deadline comes. A link made or a snapshot asked for while
+//! checks are in flight is served at once.
 
 use crate::health::{Event, FailReason, HealthChecker};
 use loaded_proto::channel::{Channel, ChannelError};
@@ -21,10 +26,14 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 const MASTER: Token = Token(usize::MAX);
+/// The echo sockets: replies arrived. (Worker links use their worker index as token.)
+const ECHO: Token = Token(usize::MAX - 1);
+/// A connect of the round in flight finished.
+const CONNECTS: Token = Token(usize::MAX - 2);
 
 pub fn run() -> i32 {
     let (_args, channel) =
@@ -100,7 +109,12 @@ struct Prober {
     seq: u64,
     poll: Poll,
     cycle: Duration,
+    /// When the next round starts (once the one in flight, if any, is over).
     next_round: Instant,
+    /// The echo sockets registered with `poll`.
+    watched_echo: Vec<RawFd>,
+    /// The connects of the round in flight are registered with `poll`.
+    watching_connects: bool,
     /// Links read up to the per-wakeup cap that may hold more (their readiness edge is
     /// spent, so the loop comes back to them without waiting).
     unfinished_links: Vec<u32>,
@@ -126,15 +140,79 @@ impl Prober {
             // The first round at once: a server that is down at start is found within
             // `fall` rounds, not `fall + 1`.
             next_round: Instant::now(),
+            watched_echo: Vec::new(),
+            watching_connects: false,
             unfinished_links: Vec::new(),
-        })
+        }
+        .watching_echo_sockets())
+    }
+
+    /// Registers the echo sockets (again after a reload opened new ones).
+    fn watching_echo_sockets(mut self) -> Prober {
+        self.watch_echo_sockets();
+        self
+    }
+
+    fn watch_echo_sockets(&mut self) {
+        let (echo, _) = self.checker.watched_fds();
+        for fd in &echo {
+            if self.watched_echo.contains(fd) {
+                continue;
+            }
+            // Without it a round still ends, at its echo deadline instead of at the last
+            // reply.
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(fd), ECHO, Interest::READABLE)
+            {
+                log::warn!("cannot watch an echo socket: {e}");
+            }
+        }
+        self.watched_echo = echo;
+    }
+
+    /// Registers the connects of the round in flight once it has started them.
+    fn watch_connects(&mut self) {
+        if self.watching_connects {
+            return;
+        }
+        let (_, connects) = self.checker.watched_fds();
+        if connects.is_empty() {
+            return;
+        }
+        self.watching_connects = true;
+        for fd in &connects {
+            // Without it the connect is seen at the connect deadline, not when it is done.
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(fd), CONNECTS, Interest::WRITABLE)
+            {
+                log::warn!("cannot watch a connect: {e}");
+            }
+        }
+    }
+
+    /// Moves the round in flight on; publishes its changes once it is over.
+    fn advance_round(&mut self, now: Instant) {
+        match self.checker.advance_round(now) {
+            Some(changes) => {
+                for change in changes {
+                    self.publish(change);
+                }
+                self.next_round = Instant::now() + self.cycle;
+            }
+            None => self.watch_connects(),
+        }
     }
 
     fn serve(&mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(16);
         loop {
+            let wake_at = self.checker.round_deadline().unwrap_or(self.next_round);
             let timeout = if self.unfinished_links.is_empty() {
-                self.next_round.saturating_duration_since(Instant::now())
+                wake_at.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
             };
@@ -144,23 +222,27 @@ impl Prober {
                 Err(e) => return Err(format!("poll: {e}")),
             }
             for event in events.iter() {
-                if event.token() == MASTER {
-                    if self.drain_master()? {
-                        return Ok(());
+                match event.token() {
+                    MASTER => {
+                        if self.drain_master()? {
+                            return Ok(());
+                        }
                     }
-                } else {
-                    self.drain_link(event.token().0 as u32);
+                    // The round is advanced below, whatever woke the loop.
+                    ECHO | CONNECTS => {}
+                    link => self.drain_link(link.0 as u32),
                 }
             }
             for worker in std::mem::take(&mut self.unfinished_links) {
                 self.drain_link(worker);
             }
-            if Instant::now() >= self.next_round {
-                let changes = self.checker.check();
-                for change in changes {
-                    self.publish(change);
-                }
-                self.next_round = Instant::now() + self.cycle;
+            let now = Instant::now();
+            if !self.checker.round_in_flight() && now >= self.next_round {
+                self.checker.start_round();
+                self.watching_connects = false;
+            }
+            if self.checker.round_in_flight() {
+                self.advance_round(now);
             }
         }
     }
@@ -204,6 +286,10 @@ impl Prober {
         if let Err(e) = sockets {
             log::error!("{e}");
         }
+        // The round in flight was dropped (a new one starts below); new sockets, if any,
+        // are watched from now on.
+        self.watching_connects = false;
+        self.watch_echo_sockets();
         log::info!(
             "reloaded: checking {} server(s) every {} s, {} added{}, {} removed{}",
             self.checker.states().len(),
@@ -395,5 +481,78 @@ fn state_reason(reason: FailReason) -> StateReason {
         FailReason::ConnectRefused => StateReason::ConnectRefused,
         FailReason::Timeout => StateReason::ConnectTimedOut,
         FailReason::Error(text) => StateReason::Failed(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::tests::full_accept_queue;
+    use loaded_proto::balancing::Backend;
+    use std::os::fd::AsFd;
+
+    /// A worker link made while a round waits on a hung server gets its snapshot at once,
+    /// not after the round.
+    #[test]
+    fn a_new_link_is_served_while_a_check_is_in_flight() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the prober opens raw ICMP sockets: run the test as root"
+        );
+        let (_listener, _queued, port) = full_accept_queue();
+        let server = Backend {
+            addr: "127.0.0.1".parse().unwrap(),
+            weight: 1,
+        };
+        let config = Config {
+            servers4: vec![server],
+            port_alive: port,
+            check_cycle: Duration::from_secs(30),
+            check_timeout: Duration::from_secs(3),
+            ..Config::default()
+        };
+        let (master, prober_end) = Channel::pair().unwrap();
+        let checker = HealthChecker::new(&config).unwrap();
+        let serving = std::thread::spawn(move || {
+            let mut prober = Prober::new(prober_end, checker, config).unwrap();
+            prober.serve()
+        });
+        // The first round starts at once; its echo is answered on loopback at once, and its
+        // connect then hangs for check_timeout.
+        std::thread::sleep(Duration::from_millis(300));
+        let (ours, worker) = Channel::pair().unwrap();
+        let asked = Instant::now();
+        master
+            .send_with_fds(&Message::ProberLink { worker: 0 }, &[ours.as_fd()])
+            .unwrap();
+        drop(ours);
+        worker.set_nonblocking(true).unwrap();
+        let snapshot = loop {
+            match worker.recv() {
+                Ok((message, _)) => break message,
+                Err(e) if e.would_block() => {
+                    assert!(asked.elapsed() < Duration::from_secs(5), "no snapshot");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let waited = asked.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "the snapshot waited for the round: {waited:?}"
+        );
+        assert_eq!(
+            snapshot,
+            Message::BackendSnapshot {
+                seq: 0,
+                backends: vec![BackendState {
+                    backend: server,
+                    up: true
+                }],
+            }
+        );
+        master.send(&Message::Shutdown).unwrap();
+        serving.join().unwrap().unwrap();
     }
 }

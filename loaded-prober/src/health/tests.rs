@@ -3,6 +3,7 @@
 
 use super::echo_packet::EchoTag;
 use super::icmp::{collect_replies, echo_round, EchoTarget, IcmpSocket};
+use super::round::run_round;
 use super::tcp_connect::{connect_all, ConnectOutcome};
 use super::*;
 use std::net::{SocketAddr, TcpListener};
@@ -156,7 +157,7 @@ fn connect_reports_listening_and_closed_ports() {
 
 /// A port on 127.0.0.1 whose accept queue is full: it drops further SYNs, as a hung
 /// server would. Keep the returned values alive while using the port.
-fn full_accept_queue() -> (std::os::fd::OwnedFd, std::net::TcpStream, u16) {
+pub(crate) fn full_accept_queue() -> (std::os::fd::OwnedFd, std::net::TcpStream, u16) {
     use nix::sys::socket::{bind, getsockname, listen, socket, SockaddrIn};
     use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType};
     use std::os::fd::AsRawFd;
@@ -446,4 +447,54 @@ fn a_restart_from_the_book_keeps_hot_plugged_servers_and_known_states() {
             }
         ]
     );
+}
+
+/// The round never holds up its caller: starting it and advancing it return at once, while
+/// a connect to a hung server is in flight; it ends by its deadlines.
+#[test]
+fn a_round_in_flight_never_blocks_its_caller() {
+    require_root();
+    let (_listener, _queued, port) = full_accept_queue();
+    let config = Config {
+        check_timeout: Duration::from_secs(1),
+        ..config_with(ip(V4), port)
+    };
+    let mut checker = HealthChecker::new(&config).unwrap();
+    let start = Instant::now();
+    checker.start_round();
+    assert!(start.elapsed() < Duration::from_millis(100), "start waited");
+    let (echo, _) = checker.watched_fds();
+    assert_eq!(echo.len(), 1, "the IPv4 echo socket is watched");
+    let mut saw_connect_in_flight = false;
+    let events = loop {
+        let before = Instant::now();
+        let done = checker.advance_round(Instant::now());
+        assert!(
+            before.elapsed() < Duration::from_millis(100),
+            "advance waited"
+        );
+        if let Some(events) = done {
+            break events;
+        }
+        saw_connect_in_flight |= !checker.watched_fds().1.is_empty();
+        assert!(checker.round_deadline().is_some());
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        saw_connect_in_flight,
+        "the connect was watched while in flight"
+    );
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(2300),
+        "{elapsed:?}"
+    );
+    assert_eq!(
+        events,
+        [Event::Down {
+            addr: ip(V4),
+            reason: FailReason::Timeout
+        }]
+    );
+    assert!(!checker.round_in_flight());
 }
