@@ -490,10 +490,12 @@ impl Supervisor {
                             Ok(())
                         }
                         // The workers hear of changes directly; kernel mode acts on them.
-                        Ok(Recorded::Written) => match self.kernel.as_mut() {
-                            Some(kernel) => kernel.on_change(update).map_err(|e| e.to_string()),
-                            None => Ok(()),
-                        },
+                        Ok(Recorded::Written) => {
+                            if let Some(kernel) = self.kernel.as_mut() {
+                                kernel.on_change(update);
+                            }
+                            Ok(())
+                        }
                     }
                 }
                 Ok(None) => Ok(()),
@@ -571,7 +573,7 @@ impl Supervisor {
             };
             let recorded = self.book.record(update, reason, SystemTime::now());
             if let (Ok(Recorded::Written), Some(kernel)) = (recorded, self.kernel.as_mut()) {
-                let _ = kernel.on_change(update);
+                kernel.on_change(update);
             }
         }
     }
