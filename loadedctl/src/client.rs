@@ -100,10 +100,12 @@ pub fn send(path: &Path, request: &Request) -> Result<String, ClientError> {
         .and_then(|()| stream.shutdown(std::net::Shutdown::Write));
     let mut reply = Vec::new();
     let read = (&mut stream).take(MAX_REPLY_LEN).read_to_end(&mut reply);
-    match (sent, read) {
-        (_, Ok(_)) if !reply.is_empty() => {}
-        (Err(error), _) | (Ok(()), Err(error)) => return Err(io_error(error)),
-        (Ok(()), Ok(_)) => {}
+    // What arrived is the answer, even if the connection then broke (a master closing
+    // with part of a long request unread resets it).
+    if reply.is_empty() {
+        if let Err(error) = sent.and(read.map(|_| ())) {
+            return Err(io_error(error));
+        }
     }
     match Reply::parse(&reply).map_err(ClientError::Malformed)? {
         Reply::Ok(body) => Ok(body),

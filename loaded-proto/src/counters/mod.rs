@@ -1,7 +1,7 @@
 //! Exact traffic counters that outlive a worker restart, in one memory region shared by the
 //! master and the workers.
 //!
-//! The region holds one block per worker number ([`layout`]). A worker writes only its own
+//! The region holds one block per worker number (see `layout.rs`). A worker writes only its own
 //! block, so an increment is a relaxed load and a relaxed store to a cache line no other
 //! process writes: no locked read-modify-write, no contention, nothing the datapath can
 //! measure (see `benches/counters.rs`). The master reads every block and sums them; each
