@@ -25,14 +25,17 @@
 //! - A restarted worker maps the same region and block and goes on from the values there.
 //!   The master starts the replacement only after it has reaped the old process, so a
 //!   block never has two writers.
-//! - For `status`/`metrics` the master calls `SharedCounters::read` per worker (packets,
-//!   overruns, verdict errors) and `SharedCounters::sum` (drops; per server by directory
-//!   slot), and looks up each configured server's slot in the flow table's directory.
+//! - For `status`/`metrics` the master takes `SharedCounters::worker_statuses` (packets,
+//!   overruns, verdict errors per worker), `SharedCounters::sum().drop_counts()`, and from
+//!   the same sum each configured server's `servers[slot]`, its slot the one
+//!   `SharedFlowTable::register_backend` gave it (which also gives `live_mappings(slot)`,
+//!   the server's active mappings).
 
 mod layout;
 
 pub use layout::{region_len, DROP_REASON_SLOTS, LAYOUT_ID};
 
+use crate::control::{DropCount, WorkerStatus};
 use crate::flow_table::region::{create_sealed, SharedMemory};
 use crate::flow_table::MAX_BACKENDS;
 use layout::{Header, WorkerBlock};
@@ -112,6 +115,20 @@ impl BlockTotals {
             sum.packets_from = sum.packets_from.wrapping_add(n.packets_from);
             sum.bytes_from = sum.bytes_from.wrapping_add(n.bytes_from);
         }
+    }
+}
+
+impl BlockTotals {
+    /// Drops per reason for the status, every reason in order, zeros included.
+    pub fn drop_counts(&self) -> Vec<DropCount> {
+        DROP_REASON_NAMES
+            .iter()
+            .zip(self.drops)
+            .map(|(reason, packets)| DropCount {
+                reason: (*reason).to_owned(),
+                packets,
+            })
+            .collect()
     }
 }
 
@@ -208,6 +225,21 @@ impl SharedCounters {
                 })
                 .collect(),
         })
+    }
+
+    /// Each worker's totals for the status.
+    pub fn worker_statuses(&self) -> Vec<WorkerStatus> {
+        (0..self.workers)
+            .filter_map(|worker| {
+                let block = self.read(worker)?;
+                Some(WorkerStatus {
+                    worker: u32::try_from(worker).ok()?,
+                    packets: block.packets,
+                    receive_overruns: block.receive_overruns,
+                    verdict_errors: block.verdict_errors,
+                })
+            })
+            .collect()
     }
 
     /// Every block added up.

@@ -210,3 +210,31 @@ fn an_unsealed_region_is_refused() {
         .expect("mapped an unsealed region");
     assert!(error.to_string().contains("sealed"), "{error}");
 }
+
+#[test]
+fn the_status_gets_every_reason_and_each_worker() {
+    let fd = create_region(2).unwrap();
+    let second = WorkerCounters::map(fd.as_fd(), 2, 1).unwrap();
+    second.count_packet();
+    second.count_drop(4);
+    second.add_receive_overruns(2);
+    second.add_verdict_errors(3);
+    let master = SharedCounters::map(fd.as_fd(), 2).unwrap();
+    let drops = master.sum().drop_counts();
+    let names: Vec<&str> = drops.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(names, DROP_REASON_NAMES);
+    assert_eq!(drops[4].packets, 1);
+    assert_eq!(drops.iter().map(|d| d.packets).sum::<u64>(), 1);
+    let workers = master.worker_statuses();
+    assert_eq!(workers.len(), 2);
+    assert_eq!(workers[0].packets, 0);
+    assert_eq!(
+        workers[1],
+        WorkerStatus {
+            worker: 1,
+            packets: 1,
+            receive_overruns: 2,
+            verdict_errors: 3
+        }
+    );
+}
