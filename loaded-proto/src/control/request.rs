@@ -327,4 +327,28 @@ mod tests {
             Some(Err(RequestError::TooLong))
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_give_a_request_or_an_error_and_requests_read_back(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..700),
+            split in 0usize..700,
+        ) {
+            let parsed = Request::parse(&bytes);
+            if let Ok(request) = parsed {
+                proptest::prop_assert_eq!(Request::parse(request.to_string().as_bytes()), Ok(request));
+            }
+            // The reader agrees with the parser on a line sent in two pieces.
+            if !bytes.contains(&b'\n') {
+                let mut reader = RequestReader::default();
+                let (first, second) = bytes.split_at(split.min(bytes.len()));
+                let fed = reader.feed(first).or_else(|| reader.feed(second));
+                let result = match fed {
+                    Some(result) => result,
+                    None => reader.finish(),
+                };
+                proptest::prop_assert_eq!(result, parsed);
+            }
+        }
+    }
 }

@@ -22,6 +22,8 @@
 //!   `count_new_flow` when a mapping is made, `count_to_server` and `count_from_server`
 //!   with the packet's length on each rewrite. Its per-minute log line can stay on its
 //!   own `Totals`.
+//!   Mapping it takes no system call the worker does not already make for the flow table
+//!   (fstat, fcntl F_GET_SEALS, mmap), so its seccomp list stays as it is.
 //! - A restarted worker maps the same region and block and goes on from the values there.
 //!   The master starts the replacement only after it has reaped the old process, so a
 //!   block never has two writers.
