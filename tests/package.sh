@@ -62,7 +62,8 @@ check_children() {
 	for pid in $workers $prober; do
 		[ "$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")" = "$(id -u nobody)" ] ||
 			fail "child $pid does not run as nobody"
-		[ "$(readlink "/proc/$pid/root")" = /run/empty ] ||
+		# The same directory (device and inode), also seen from another mount namespace.
+		[ "$(stat -L -c %d:%i "/proc/$pid/root")" = "$(stat -c %d:%i /run/empty)" ] ||
 			fail "child $pid is not chrooted to /run/empty: $(readlink "/proc/$pid/root")"
 		grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid/status" || fail "child $pid has no seccomp filter"
 	done
@@ -148,19 +149,38 @@ with open("/tmp/syslog.txt", "ab", buffering=0) as log:
 	out=$(/etc/init.d/loaded status) && fail "status after stop exited 0: $out"
 	pass "stop: children gone, rules and pidfile removed"
 
-	# The unit's sandbox that can be reproduced without systemd: its capability bounding
-	# set and no_new_privs, which every child inherits.
+	# The unit's sandbox as far as it can be reproduced without systemd: its capability
+	# bounding set and no_new_privs, which every child inherits, and in a mount namespace
+	# of the daemon's own a read-only file system but for /run (ProtectSystem=strict,
+	# ReadWritePaths=/run), read-only /proc/sys (ProtectKernelTunables) and a /tmp of its
+	# own (PrivateTmp).
 	local caps
 	caps=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/loaded.service |
 		tr '[:upper:]' '[:lower:]' | sed 's/cap_/+/g; s/ /,/g')
 	[ -n "$caps" ] || fail "the unit has no CapabilityBoundingSet="
 	grep -q '^NoNewPrivileges=yes' /lib/systemd/system/loaded.service || fail "the unit sets no NoNewPrivileges"
-	out=$(setpriv --no-new-privs --bounding-set "-all,$caps" --inh-caps -all \
-		/usr/sbin/loaded-master -c /etc/loaded/loaded.conf -U nobody -f 2>&1) ||
-		fail "start with the unit's bounding set ($caps) and no_new_privs: $out"
+	if ! grep -q '^ProtectSystem=strict' /lib/systemd/system/loaded.service ||
+		! grep -q '^ReadWritePaths=/run$' /lib/systemd/system/loaded.service; then
+		fail "the unit's file system sandbox is not ProtectSystem=strict with ReadWritePaths=/run"
+	fi
+	# shellcheck disable=SC2016 # the script expands its own $1
+	out=$(unshare --mount /bin/sh -c '
+		mount -o remount,bind,ro / &&
+		mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys &&
+		mount -t tmpfs tmpfs /tmp || exit 1
+		if touch /etc/loaded.rw-test 2>/dev/null; then echo "/ is still writable"; exit 1; fi
+		exec setpriv --no-new-privs --bounding-set "-all,$1" --inh-caps -all \
+			/usr/sbin/loaded-master -c /etc/loaded/loaded.conf -U nobody -f
+	' sandbox "$caps" 2>&1) || fail "start in the unit's sandbox ($caps): $out"
 	check_children
-	grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$(cat /run/loaded.pid)/status" || fail "setpriv did not set no_new_privs"
-	pass "start under the unit's bounding set ($caps) and no_new_privs"
+	local master
+	master=$(cat /run/loaded.pid)
+	grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$master/status" || fail "the sandboxed master has no no_new_privs"
+	[ "$(readlink "/proc/$master/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] ||
+		fail "the sandboxed master does not run in its own mount namespace"
+	out=$(/etc/init.d/loaded reload 2>&1) || fail "reload of the sandboxed master: $out"
+	wait_for "the sandboxed master's log line 'reload: nothing to apply'" 20 logged 'master: reload: nothing to apply'
+	pass "start and reload in the unit's sandbox: bounding set ($caps), no_new_privs, read-only / but /run"
 
 	# Removing the package stops the daemon (prerm), purging removes its files.
 	echo "old log" >/var/log/loaded.log
