@@ -153,7 +153,7 @@ with open("/tmp/syslog.txt", "ab", buffering=0) as log:
 	# bounding set and no_new_privs, which every child inherits, and in a mount namespace
 	# of the daemon's own a read-only file system but for /run (ProtectSystem=strict,
 	# ReadWritePaths=/run), read-only /proc/sys (ProtectKernelTunables) and a /tmp of its
-	# own (PrivateTmp).
+	# own (PrivateTmp). This root's /dev is as small as PrivateDevices= makes it.
 	local caps
 	caps=$(sed -n 's/^CapabilityBoundingSet=//p' /lib/systemd/system/loaded.service |
 		tr '[:upper:]' '[:lower:]' | sed 's/cap_/+/g; s/ /,/g')
