@@ -48,7 +48,7 @@ pids_of() { # pids of processes whose comm is $1, in this pid namespace
 }
 running() { [ -n "$(pids_of "$1")" ]; }
 not_running() { [ -z "$(pids_of "$1")" ]; }
-logged() { grep -q -- "$1" /tmp/syslog.txt 2>/dev/null; }
+logged() { grep -q -- "$1" /var/log/loaded.log 2>/dev/null; }
 rules_installed() { iptables -t mangle -S 2>/dev/null | grep -q -- '-N LOADED-PREROUTING'; }
 rules_removed() { ! iptables -t mangle -S 2>/dev/null | grep -q LOADED; }
 
@@ -81,25 +81,24 @@ inside() {
 	ip addr add 198.18.0.10/32 dev lo
 	ip -6 addr add fd00:19::1/64 dev eth1 nodad
 
-	# A syslog daemon in miniature on /dev/log: the daemon's lines land in a file.
-	python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("/dev/log")
-with open("/tmp/syslog.txt", "ab", buffering=0) as log:
-    while True:
-        log.write(s.recv(65536) + b"\n")
-' &
-	wait_for "the test's syslog socket" 10 test -S /dev/log
-
 	# invoke-rc.d in the maintainer scripts decides as on a booted sysvinit host in
 	# runlevel 2: from the rc2.d links, without a policy-rc.d (a container's often denies
 	# everything), so that what starts or stops is the package's own doing.
 	rm -f /usr/sbin/policy-rc.d /sbin/runlevel # (a link to systemctl: replace, not write through)
 	printf '#!/bin/sh\necho N 2\n' >/sbin/runlevel
 	chmod 755 /sbin/runlevel
+
+	# rsyslog and logrotate, installed here only (rsyslog starts below, as at a boot after
+	# the install: it reads the package's snippet at its start).
+	out=$(dpkg -i /tmp/syslog-debs/*.deb 2>&1) || fail "installing rsyslog and logrotate: $out"
+
 	out=$(dpkg -i "$deb" 2>&1) || fail "dpkg -i: $out"
 	pass "dpkg -i"
+	# rsyslog (it has no init script) serves /dev/log; without imklog, which would take the
+	# host's kernel messages away from /proc/kmsg.
+	sed -i '/imklog/d' /etc/rsyslog.conf
+	out=$(rsyslogd 2>&1) || fail "rsyslogd: $out"
+	wait_for "rsyslog's /dev/log" 20 test -S /dev/log
 	if [ ! -L /usr/sbin/loaded-master ] || [ ! -x /usr/libexec/loaded/loaded-worker ] ||
 		[ ! -x /usr/libexec/loaded/loaded-prober ]; then
 		fail "the binaries are not where loaded-master looks"
@@ -130,10 +129,20 @@ with open("/tmp/syslog.txt", "ab", buffering=0) as log:
 	out=$(/etc/init.d/loaded status) || fail "status after start: $out"
 	pass "start, status: $out"
 
+	# rsyslog: ident loaded in /var/log/loaded.log and nowhere else; other idents as before.
+	logger -t loaded-package-test "a line of another program"
+	wait_for "another program's line in /var/log/syslog" 20 grep -q 'loaded-package-test: a line of another program' /var/log/syslog
+	if grep -q 'loaded\[[0-9]*\]:' /var/log/syslog; then fail "loaded's lines reach /var/log/syslog too"; fi
+	# logrotate: the log moves aside and rsyslog, told by the postrotate, opens a new one
+	# (where the reload's lines below must land).
+	out=$(logrotate -f /etc/logrotate.d/loaded 2>&1) || fail "logrotate -f /etc/logrotate.d/loaded: $out"
+	grep -q 'master: balancing' /var/log/loaded.log.1 || fail "logrotate left no /var/log/loaded.log.1 with the log"
+	pass "rsyslog files ident loaded in /var/log/loaded.log only; logrotate rotated it"
+
 	sed -i 's/^check_cycle = 10$/check_cycle = 5/' /etc/loaded/loaded.conf
 	grep -q '^check_cycle = 5$' /etc/loaded/loaded.conf || fail "the packaged config has no 'check_cycle = 10' to change"
 	out=$(/etc/init.d/loaded reload 2>&1) || fail "reload: $out"
-	wait_for "the log line 'reloaded'" 20 logged 'master: reloaded'
+	wait_for "the log line 'reloaded' in the new /var/log/loaded.log" 20 logged 'master: reloaded'
 	echo 'strategy = nonsense' >>/etc/loaded/loaded.conf
 	if out=$(/etc/init.d/loaded reload 2>&1); then fail "reload of a broken config exited 0: $out"; fi
 	wait_for "the log line 'reload refused'" 20 logged 'master: reload refused, the running config stays'
@@ -200,7 +209,7 @@ with open("/tmp/syslog.txt", "ab", buffering=0) as log:
 ######## Phase 2: the throwaway root (run in new mount, pid and network namespaces) ########
 
 throwaway() {
-	local deb=$1 scratch=$2 root node
+	local deb=$1 syslog_debs=$2 scratch=$3 root node
 	mount --make-rprivate /
 	mount -t tmpfs tmpfs "$scratch"
 	mkdir "$scratch/upper" "$scratch/work" "$scratch/root"
@@ -219,6 +228,7 @@ throwaway() {
 	mkdir "$root/dev/shm" "$root/dev/pts"
 	ln -s /proc/self/fd "$root/dev/fd"
 	cp "$deb" "$root/tmp/loaded.deb"
+	cp -r "$syslog_debs" "$root/tmp/syslog-debs"
 	cp "$0" "$root/tmp/package.sh"
 	chroot "$root" /bin/bash /tmp/package.sh --inside /tmp/loaded.deb
 }
@@ -229,7 +239,7 @@ throwaway() {
 
 case "${1:-}" in
 --throwaway)
-	throwaway "$2" "$3"
+	throwaway "$2" "$3" "$4"
 	exit
 	;;
 --inside)
@@ -240,9 +250,9 @@ esac
 
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-for tool in dpkg-buildpackage dh lintian shellcheck man systemd-analyze unshare setpriv python3 iptables ip; do
+for tool in dpkg-buildpackage dh lintian shellcheck man systemd-analyze unshare setpriv iptables ip; do
 	command -v "$tool" >/dev/null ||
-		fail "$tool is missing (apt-get install dpkg-dev debhelper lintian shellcheck man-db systemd util-linux python3 iptables iproute2)"
+		fail "$tool is missing (apt-get install dpkg-dev debhelper lintian shellcheck man-db systemd util-linux iptables iproute2)"
 done
 
 etc/build-deb.sh >target/package-build.log 2>&1 || fail "etc/build-deb.sh failed; see target/package-build.log"
@@ -294,6 +304,14 @@ for page in etc/man/loaded-master.8 etc/man/loaded.conf.5; do
 done
 pass "man pages render without warnings"
 
-mkdir "$scratch/mnt"
-unshare --mount --pid --net --fork "$repo/tests/package.sh" --throwaway "$deb" "$scratch/mnt" || fail "in the throwaway root"
+# rsyslog and logrotate for the throwaway root, downloaded (not installed) here.
+mkdir "$scratch/mnt" "$scratch/syslog-debs"
+out=$(apt-get install --download-only --reinstall -y -q -o Dir::Cache::archives="$scratch/syslog-debs" \
+	rsyslog logrotate 2>&1) || fail "cannot download rsyslog and logrotate for the throwaway root: $out"
+rm -rf "$scratch/syslog-debs/partial" "$scratch/syslog-debs/lock"
+ls "$scratch"/syslog-debs/rsyslog_*.deb "$scratch"/syslog-debs/logrotate_*.deb >/dev/null ||
+	fail "apt-get did not download rsyslog and logrotate"
+
+unshare --mount --pid --net --fork "$repo/tests/package.sh" --throwaway "$deb" "$scratch/syslog-debs" "$scratch/mnt" ||
+	fail "in the throwaway root"
 echo "tests/package.sh: all passed"
