@@ -2,14 +2,17 @@
 # Builds the Debian package (etc/build-deb.sh) and checks it: its files, control data and
 # conffiles, lintian, shellcheck of its maintainer scripts and of the init script, the man
 # pages, the systemd unit. Then installs it in a throwaway root and runs it there: start,
-# status, reload (good and bad config), stop, a start under the unit's sandbox (its
-# capability bounding set and no_new_privs), and purge.
+# status, its log through rsyslog and logrotate, reload (good and bad config), stop, a
+# start under the unit's sandbox (capability bounding set, no_new_privs, read-only file
+# system but /run), and purge.
 #
 # The throwaway root is an overlay over / whose writable layer is a tmpfs, in private
 # mount, pid and network namespaces: dpkg writes only into the overlay, the daemon's rules
 # go into the private network namespace (which holds only 198.18.0.0/15 and fd00::/8
 # addresses on a veth pair), every process started there dies with the namespace's
-# first process. The host's /etc, services and network are never touched. Needs root.
+# first process. rsyslog and logrotate are downloaded (apt-get --download-only into a
+# scratch directory) and installed in the throwaway root only. The host's /etc, services
+# and network are never touched. Needs root.
 set -euo pipefail
 
 fail() {
