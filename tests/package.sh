@@ -309,8 +309,13 @@ pass "man pages render without warnings"
 
 # rsyslog and logrotate for the throwaway root, downloaded (not installed) here.
 mkdir "$scratch/mnt" "$scratch/syslog-debs"
-out=$(apt-get install --download-only --reinstall -y -q -o Dir::Cache::archives="$scratch/syslog-debs" \
-	rsyslog logrotate 2>&1) || fail "cannot download rsyslog and logrotate for the throwaway root: $out"
+download_syslog() {
+	apt-get install --download-only --reinstall -y -q -o Dir::Cache::archives="$scratch/syslog-debs" \
+		rsyslog logrotate 2>&1
+}
+# Package lists may be missing (a fresh container): fetched once, then it must work.
+out=$(download_syslog) || out=$(apt-get update -qq 2>&1 && download_syslog) ||
+	fail "cannot download rsyslog and logrotate for the throwaway root: $out"
 rm -rf "$scratch/syslog-debs/partial" "$scratch/syslog-debs/lock"
 ls "$scratch"/syslog-debs/rsyslog_*.deb "$scratch"/syslog-debs/logrotate_*.deb >/dev/null ||
 	fail "apt-get did not download rsyslog and logrotate"
