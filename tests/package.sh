@@ -161,6 +161,25 @@ inside() {
 	out=$(/etc/init.d/loaded status) && fail "status after stop exited 0: $out"
 	pass "stop: children gone, rules and pidfile removed"
 
+	# Enabled, the service is restarted by an upgrade (here a reinstall): the postinst's
+	# invoke-rc.d restart.
+	update-rc.d loaded enable >/dev/null
+	ls /etc/rc2.d/S*loaded >/dev/null 2>&1 || fail "update-rc.d loaded enable made no S link in rc2.d"
+	out=$(invoke-rc.d loaded start 2>&1) || fail "invoke-rc.d loaded start: $out"
+	local before after
+	before=$(cat /run/loaded.pid)
+	out=$(dpkg -i --force-confold "$deb" 2>&1) || fail "dpkg -i over the installed package: $out"
+	after=$(cat /run/loaded.pid 2>/dev/null || true)
+	if [ -z "$after" ] || [ "$after" = "$before" ] || [ ! -d "/proc/$after" ]; then
+		fail "the upgrade did not restart the enabled service (pid $before, then ${after:-none}): $out"
+	fi
+	check_children
+	grep -q '^check_cycle = 5$' /etc/loaded/loaded.conf || fail "the upgrade did not keep the changed conffile"
+	out=$(invoke-rc.d loaded stop 2>&1) || fail "invoke-rc.d loaded stop: $out"
+	wait_for "the children to end after stop" 10 not_running loaded-worker
+	update-rc.d loaded disable >/dev/null
+	pass "enabled, the upgrade restarted it (pid $before, then $after) and kept the edited conffile"
+
 	# The unit's sandbox as far as it can be reproduced without systemd: its capability
 	# bounding set and no_new_privs, which every child inherits, and in a mount namespace
 	# of the daemon's own a read-only file system but for /run (ProtectSystem=strict,
