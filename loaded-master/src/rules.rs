@@ -1,9 +1,11 @@
 //! The NFQUEUE rules the master installs and removes.
 //!
-//! Everything lives in two chains of our own per family in the mangle table: VIP traffic is
+//! Everything lives in chains of our own per family in the mangle table: VIP traffic is
 //! queued in PREROUTING (before routing, so the rewritten destination is what gets routed),
-//! replies from the real servers in FORWARD. The only change to the built-in chains is one
-//! jump rule each. Chains named LOADED-* are ours by definition: a leftover from a run that
+//! replies from the real servers in FORWARD, and the ICMP errors the balancer's own stack
+//! sends in OUTPUT (about a client's packet after its rewrite: their quote names the server,
+//! and the workers put the VIP back). The only change to the built-in chains is one jump
+//! rule each. Chains named LOADED-* are ours by definition: a leftover from a run that
 //! was killed is removed at start; nothing else is ever flushed or changed.
 //!
 //! No --queue-bypass: with no worker bound, a VIP packet is dropped (the client retransmits)
@@ -12,8 +14,8 @@
 //!
 //! Kernel mode (`forward=kernel`) queues only connections that carry no loaded mark yet
 //! (`-m connmark ! --mark TAG/MASK`: whatever other bits another program may use, a
-//! connection is ours once its high half is our tag), and has no FORWARD chain: conntrack
-//! translates the replies. Not `ct state NEW`: a one-way UDP flow stays NEW and would be
+//! connection is ours once its high half is our tag), and has no FORWARD or OUTPUT chain:
+//! conntrack translates the replies, and the quotes of the balancer's own ICMP errors. Not `ct state NEW`: a one-way UDP flow stays NEW and would be
 //! queued packet by packet.
 
 use loaded_proto::balancing::IpNet;
@@ -25,6 +27,20 @@ use std::process::Command;
 
 pub const PREROUTING_CHAIN: &str = "LOADED-PREROUTING";
 pub const FORWARD_CHAIN: &str = "LOADED-FORWARD";
+pub const OUTPUT_CHAIN: &str = "LOADED-OUTPUT";
+
+/// Our chains and the built-in chain that jumps to each.
+const CHAINS: [(&str, &str); 3] = [
+    ("PREROUTING", PREROUTING_CHAIN),
+    ("FORWARD", FORWARD_CHAIN),
+    ("OUTPUT", OUTPUT_CHAIN),
+];
+
+/// ICMP errors, which quote the packet they are about: destination unreachable (with
+/// fragmentation needed), time exceeded, parameter problem.
+const ICMP_ERROR_TYPES: [u8; 3] = [3, 11, 12];
+/// ICMPv6 errors: destination unreachable, packet too big, time exceeded, parameter problem.
+const ICMPV6_ERROR_TYPES: [u8; 4] = [1, 2, 3, 4];
 
 /// ICMPv6 neighbour discovery (router/neighbour solicitation and advertisement, redirect)
 /// must reach the kernel untouched even when addressed to the VIP.
@@ -120,6 +136,7 @@ impl RuleSet {
         let mut commands = vec![args(&["-N", PREROUTING_CHAIN])];
         if !kernel {
             commands.push(args(&["-N", FORWARD_CHAIN]));
+            commands.push(args(&["-N", OUTPUT_CHAIN]));
         }
         if rules.family == Family::V6 {
             for icmp_type in NDP_TYPES {
@@ -148,12 +165,33 @@ impl RuleSet {
             for source in &rules.real_sources {
                 commands.push(self.reply_rule(*source));
             }
+            commands.extend(self.local_error_rules(rules.family));
         }
         commands.push(args(&["-I", "PREROUTING", "1", "-j", PREROUTING_CHAIN]));
         if !kernel {
             commands.push(args(&["-I", "FORWARD", "1", "-j", FORWARD_CHAIN]));
+            commands.push(args(&["-I", "OUTPUT", "1", "-j", OUTPUT_CHAIN]));
         }
         commands
+    }
+
+    /// Queues the ICMP errors the balancer's own stack sends (e.g. fragmentation needed
+    /// when a client's packet, already rewritten, does not fit the servers' side): the
+    /// workers restore the VIP in their quote when it is a client's packet to the VIP.
+    fn local_error_rules(&self, family: Family) -> Vec<Vec<String>> {
+        let (protocol, option, types): (&str, &str, &[u8]) = match family {
+            Family::V4 => ("icmp", "--icmp-type", &ICMP_ERROR_TYPES),
+            Family::V6 => ("ipv6-icmp", "--icmpv6-type", &ICMPV6_ERROR_TYPES),
+        };
+        types
+            .iter()
+            .map(|icmp_type| {
+                let icmp_type = icmp_type.to_string();
+                let mut command = args(&["-A", OUTPUT_CHAIN, "-p", protocol, option, &icmp_type]);
+                command.extend(self.queue_target());
+                command
+            })
+            .collect()
     }
 
     /// Installs every family's rules. On failure, whatever was installed is removed again,
@@ -217,7 +255,7 @@ impl RuleSet {
 /// Removes our jumps and chains for one family; a missing piece is not an error (that is
 /// the state we want).
 pub fn remove_family(family: Family) {
-    for (builtin, chain) in [("PREROUTING", PREROUTING_CHAIN), ("FORWARD", FORWARD_CHAIN)] {
+    for (builtin, chain) in CHAINS {
         // A jump may have been added twice by hand; remove every copy.
         while run(tool(family), &args(&["-D", builtin, "-j", chain])).is_ok() {}
         let _ = run(tool(family), &args(&["-F", chain]));
@@ -260,27 +298,62 @@ mod tests {
             }],
         };
         let commands = installed(&set, &rules);
-        let ndp = commands
-            .iter()
-            .filter(|c| c.contains("--icmpv6-type"))
-            .count();
-        assert_eq!(ndp, 5);
+        let is_ndp = |c: &&String| c.contains("--icmpv6-type") && c.contains("-j RETURN");
+        assert_eq!(commands.iter().filter(is_ndp).count(), 5);
         let queue_vip = commands
             .iter()
             .position(|c| c.contains("-d fd00:100::1 -j NFQUEUE --queue-balance 0:1"))
             .expect("VIP rule");
-        let last_ndp = commands
-            .iter()
-            .rposition(|c| c.contains("--icmpv6-type"))
-            .unwrap();
+        let last_ndp = commands.iter().rposition(|c| is_ndp(&c)).unwrap();
         assert!(last_ndp < queue_vip, "NDP exclusions must come first");
         assert!(commands
             .iter()
             .any(|c| c
                 .ends_with("-A LOADED-FORWARD -s fd00:19::11/128 -j NFQUEUE --queue-balance 0:1")));
         assert!(commands.iter().all(|c| c.starts_with("-w -t mangle")));
+        let local_errors: Vec<&str> = commands
+            .iter()
+            .filter_map(|c| c.strip_prefix("-w -t mangle -A LOADED-OUTPUT "))
+            .collect();
+        assert_eq!(
+            local_errors,
+            (1..=4)
+                .map(|t| format!("-p ipv6-icmp --icmpv6-type {t} -j NFQUEUE --queue-balance 0:1"))
+                .collect::<Vec<_>>()
+        );
         // The jumps come last: the chains are complete before traffic enters them.
-        assert!(commands[commands.len() - 1].contains("-I FORWARD 1 -j LOADED-FORWARD"));
+        let jumps: Vec<&String> = commands[commands.len() - 3..].iter().collect();
+        assert_eq!(
+            jumps,
+            [
+                "-w -t mangle -I PREROUTING 1 -j LOADED-PREROUTING",
+                "-w -t mangle -I FORWARD 1 -j LOADED-FORWARD",
+                "-w -t mangle -I OUTPUT 1 -j LOADED-OUTPUT",
+            ]
+        );
+    }
+
+    #[test]
+    fn ipv4_queues_the_balancers_own_icmp_errors_from_output() {
+        let set = rule_set(2, 2, Forward::Userspace);
+        let rules = FamilyRules {
+            family: Family::V4,
+            vip: "198.18.100.1".parse().unwrap(),
+            real_sources: vec![],
+        };
+        let commands = installed(&set, &rules);
+        assert!(commands.contains(&"-w -t mangle -N LOADED-OUTPUT".to_string()));
+        for icmp_type in [3, 11, 12] {
+            let rule = format!(
+                "-w -t mangle -A LOADED-OUTPUT -p icmp --icmp-type {icmp_type} -j NFQUEUE --queue-num 2"
+            );
+            assert!(commands.contains(&rule), "{rule} missing in {commands:#?}");
+        }
+        let queued_types = commands
+            .iter()
+            .filter(|c| c.contains("-A LOADED-OUTPUT"))
+            .count();
+        assert_eq!(queued_types, 3);
     }
 
     #[test]

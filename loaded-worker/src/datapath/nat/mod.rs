@@ -133,7 +133,30 @@ fn decide_and_rewrite(
             let datagram = header.locate_transport(packet).map_err(malformed)?;
             outbound::rewrite(packet, &datagram, vip, selector)
         }
-        // Extension headers of traffic that is not ours are not our business.
+        Some(vip) => restore_vip_in_error(packet, header, vip, selector),
+        None => Ok(Outcome::NotOurs),
+    }
+}
+
+/// Traffic neither to the VIP nor from a server: ours only if it is an ICMP error to a
+/// client that quotes one of its packets to the VIP after the rewrite (queued from OUTPUT:
+/// the balancer's own errors). Anything else, malformed included, is not our business.
+fn restore_vip_in_error(
+    packet: &mut [u8],
+    header: IpHeader,
+    vip: IpAddr,
+    selector: &impl BackendSelector,
+) -> Result<Outcome, DropReason> {
+    let Ok(datagram) = header.locate_transport(packet) else {
+        return Ok(Outcome::NotOurs);
+    };
+    if datagram.protocol != datagram.family().icmp_protocol() {
+        return Ok(Outcome::NotOurs);
+    }
+    match transport::classify(packet, &datagram) {
+        Ok(transport::Transport::IcmpError) => {
+            icmp_error::restore_vip_in_quote(packet, &datagram, vip, selector)
+        }
         _ => Ok(Outcome::NotOurs),
     }
 }
