@@ -18,6 +18,7 @@
 //! conntrack translates the replies, and the quotes of the balancer's own ICMP errors. Not `ct state NEW`: a one-way UDP flow stays NEW and would be
 //! queued packet by packet.
 
+use crate::route_interface;
 use loaded_proto::balancing::IpNet;
 use loaded_proto::forwarding::{Forward, MARK_TAG, MARK_TAG_MASK};
 use loaded_proto::wire::Family;
@@ -60,7 +61,45 @@ pub struct FamilyRules {
     pub family: Family,
     pub vip: IpAddr,
     /// Sources whose forwarded packets are replies to rewrite: the servers and the RIP net.
-    pub real_sources: Vec<IpNet>,
+    pub real_sources: Vec<RealSource>,
+}
+
+/// A server or the RIP net, and where its replies come in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealSource {
+    pub net: IpNet,
+    /// Without `private_NIC`: the interface of the route to it, the only one its replies
+    /// are queued from; `None`: from any (no route was found).
+    pub interface: Option<String>,
+}
+
+impl RealSource {
+    /// Replies from `net` are queued from any interface.
+    pub fn anywhere(net: IpNet) -> RealSource {
+        RealSource {
+            net,
+            interface: None,
+        }
+    }
+
+    /// Replies from `net` are queued from the interface of the route to it (its network
+    /// address for the RIP net). Without a route: a warning, and from any interface, as
+    /// before the interface was looked up; the servers may become reachable later.
+    pub fn toward(net: IpNet) -> RealSource {
+        match route_interface::interface_toward(net.addr) {
+            Ok(interface) => RealSource {
+                net,
+                interface: Some(interface),
+            },
+            Err(e) => {
+                log::warn!(
+                    "replies from {net} are queued from any interface, as the interface \
+                     towards it is not known ({e}); name it with private_NIC"
+                );
+                RealSource::anywhere(net)
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -105,6 +144,14 @@ fn run(tool: &str, args: &[String]) -> Result<(), RuleError> {
             command,
             output: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
+    }
+}
+
+/// One address as a network.
+fn host(addr: IpAddr) -> IpNet {
+    IpNet {
+        addr,
+        prefix_len: if addr.is_ipv4() { 32 } else { 128 },
     }
 }
 
@@ -163,7 +210,7 @@ impl RuleSet {
         commands.push(queue_vip);
         if !kernel {
             for source in &rules.real_sources {
-                commands.push(self.reply_rule(*source));
+                commands.push(self.reply_rule(source));
             }
             commands.extend(self.local_error_rules(rules.family));
         }
@@ -223,22 +270,21 @@ impl RuleSet {
         if self.forward == Forward::Kernel {
             return Ok(false);
         }
-        run(tool(rules.family), &self.real_source_command(addr))?;
+        let net = host(addr);
+        let source = match self.private_nic {
+            Some(_) => RealSource::anywhere(net),
+            None => RealSource::toward(net),
+        };
+        run(tool(rules.family), &self.reply_rule(&source))?;
         Ok(true)
     }
 
-    fn real_source_command(&self, addr: IpAddr) -> Vec<String> {
-        self.reply_rule(IpNet {
-            addr,
-            prefix_len: if addr.is_ipv4() { 32 } else { 128 },
-        })
-    }
-
     /// Queues the forwarded packets from `source` (the replies to rewrite), from the
-    /// private side only when it is named.
-    fn reply_rule(&self, source: IpNet) -> Vec<String> {
-        let mut command = args(&["-A", FORWARD_CHAIN, "-s", &source.to_string()]);
-        if let Some(nic) = &self.private_nic {
+    /// private side (`private_NIC`) when it is named, else from the interface of the route
+    /// to the source when known.
+    fn reply_rule(&self, source: &RealSource) -> Vec<String> {
+        let mut command = args(&["-A", FORWARD_CHAIN, "-s", &source.net.to_string()]);
+        if let Some(nic) = self.private_nic.as_ref().or(source.interface.as_ref()) {
             command.extend(["-i".to_string(), nic.clone()]);
         }
         command.extend(self.queue_target());
@@ -292,10 +338,10 @@ mod tests {
         let rules = FamilyRules {
             family: Family::V6,
             vip: "fd00:100::1".parse().unwrap(),
-            real_sources: vec![IpNet {
+            real_sources: vec![RealSource::anywhere(IpNet {
                 addr: "fd00:19::11".parse().unwrap(),
                 prefix_len: 128,
-            }],
+            })],
         };
         let commands = installed(&set, &rules);
         let is_ndp = |c: &&String| c.contains("--icmpv6-type") && c.contains("-j RETURN");
@@ -360,7 +406,7 @@ mod tests {
     fn a_server_added_by_a_reload_gets_the_reply_rule_of_the_others() {
         let set = rule_set(0, 1, Forward::Userspace);
         assert_eq!(
-            set.real_source_command("fd00:19::14".parse().unwrap())
+            set.reply_rule(&RealSource::anywhere(host("fd00:19::14".parse().unwrap())))
                 .join(" "),
             "-w -t mangle -A LOADED-FORWARD -s fd00:19::14/128 -j NFQUEUE --queue-balance 0:1"
         );
@@ -375,9 +421,60 @@ mod tests {
             ..rule_set(0, 1, Forward::Userspace)
         };
         assert_eq!(
-            set.real_source_command("198.19.0.14".parse().unwrap())
+            set.reply_rule(&RealSource::anywhere(host("198.19.0.14".parse().unwrap())))
                 .join(" "),
             "-w -t mangle -A LOADED-FORWARD -s 198.19.0.14/32 -i br0 -j NFQUEUE --queue-balance 0:1"
+        );
+    }
+
+    #[test]
+    fn without_private_nic_replies_are_queued_from_the_interface_of_the_route_to_each_source() {
+        let net = |text: &str, prefix_len| IpNet {
+            addr: text.parse().unwrap(),
+            prefix_len,
+        };
+        let rules = FamilyRules {
+            family: Family::V4,
+            vip: "198.18.100.1".parse().unwrap(),
+            real_sources: vec![
+                RealSource {
+                    net: net("198.19.0.11", 32),
+                    interface: Some("eth1".into()),
+                },
+                // No route to it was found: from any interface, as before.
+                RealSource::anywhere(net("198.19.7.12", 32)),
+                RealSource {
+                    net: net("198.19.0.0", 16),
+                    interface: Some("eth2".into()),
+                },
+            ],
+        };
+        let replies = |set: &RuleSet| -> Vec<String> {
+            installed(set, &rules)
+                .into_iter()
+                .filter(|c| c.contains("-A LOADED-FORWARD"))
+                .collect()
+        };
+        let queue = "-j NFQUEUE --queue-balance 0:1";
+        assert_eq!(
+            replies(&rule_set(0, 1, Forward::Userspace)),
+            [
+                format!("-w -t mangle -A LOADED-FORWARD -s 198.19.0.11/32 -i eth1 {queue}"),
+                format!("-w -t mangle -A LOADED-FORWARD -s 198.19.7.12/32 {queue}"),
+                format!("-w -t mangle -A LOADED-FORWARD -s 198.19.0.0/16 -i eth2 {queue}"),
+            ]
+        );
+        // A named private_NIC is the interface of every reply rule.
+        let named = RuleSet {
+            private_nic: Some("br0".into()),
+            ..rule_set(0, 1, Forward::Userspace)
+        };
+        assert!(
+            replies(&named)
+                .iter()
+                .all(|c| c.contains(" -i br0 -j NFQUEUE")),
+            "{:?}",
+            replies(&named)
         );
     }
 
@@ -393,10 +490,10 @@ mod tests {
         let rules = FamilyRules {
             family: Family::V4,
             vip: "198.18.100.1".parse().unwrap(),
-            real_sources: vec![IpNet {
+            real_sources: vec![RealSource::anywhere(IpNet {
                 addr: "198.19.0.11".parse().unwrap(),
                 prefix_len: 32,
-            }],
+            })],
         };
         let commands = installed(&set, &rules);
         assert_eq!(

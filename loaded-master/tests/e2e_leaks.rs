@@ -5,6 +5,10 @@
 //! quoting the packet after the rewrite. In userspace mode `LOADED-OUTPUT` queues that error
 //! and a worker puts the VIP back in the quote; in kernel mode conntrack's NAT does it.
 //!
+//! Also: without `private_NIC`, the servers' replies are queued only from the interface of
+//! the route to them, so that a packet from the public side with a server's address is not
+//! made to look like a reply.
+//!
 //! They need root and fail with the reason without it.
 
 mod support;
@@ -131,6 +135,17 @@ fn the_balancers_own_icmp_errors_show_the_vip_and_teach_the_path_mtu(mode: Mode)
     let net = TestNet::up(Options::default());
     net.start_backends();
     let master = Master::start(&net, &base_config_in(&net, mode, ""), &[]);
+    if mode == Mode::Userspace {
+        // Without private_NIC the replies are still queued only from the servers' side:
+        // the interface of the route to each.
+        let rules = mangle_rules(&net);
+        for server in [BACKEND4[0], BACKEND6[0]] {
+            let prefix = if server.contains(':') { 128 } else { 32 };
+            let reply_rule =
+                format!("-A LOADED-FORWARD -s {server}/{prefix} -i {PRIVATE_NIC} -j NFQUEUE");
+            assert!(rules.contains(&reply_rule), "{reply_rule} in\n{rules}");
+        }
+    }
     let mtu = PRIVATE_MTU.to_string();
     net.exec_ok(
         Host::Balancer,
