@@ -1,4 +1,4 @@
-//! Runs a system tool (nft, conntrack) with a time limit, so that a tool that hangs (a
+//! Runs a system tool (nft, conntrack, ip) with a time limit, so that a tool that hangs (a
 //! netlink socket stuck on a busy kernel, a lock) can never stall the master's loop.
 //!
 //! The child is waited for by its own pid; its exit status cannot be taken by the
@@ -9,10 +9,12 @@ use std::io::{self, Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// What a finished tool said. Only stderr is kept: nft and conntrack report there.
+/// What a finished tool said. nft and conntrack report on stderr; stdout is kept only
+/// when asked for (`run_capturing`), and empty otherwise.
 #[derive(Debug)]
 pub struct Finished {
     pub status: ExitStatus,
+    pub stdout: String,
     pub stderr: String,
 }
 
@@ -58,6 +60,27 @@ pub fn run(
     input: Option<&str>,
     limit: Duration,
 ) -> Result<Finished, CommandError> {
+    run_with(program, args, input, Stdio::null(), limit)
+}
+
+/// Runs `program args` for at most `limit` and keeps what it prints on stdout too. Only
+/// for tools that print a line or two: their stdout is read once they have exited, and
+/// one that fills the pipe would wait until it is killed at the limit.
+pub fn run_capturing(
+    program: &str,
+    args: &[String],
+    limit: Duration,
+) -> Result<Finished, CommandError> {
+    run_with(program, args, None, Stdio::piped(), limit)
+}
+
+fn run_with(
+    program: &str,
+    args: &[String],
+    input: Option<&str>,
+    stdout: Stdio,
+    limit: Duration,
+) -> Result<Finished, CommandError> {
     let name = || program.to_owned();
     let mut child = Command::new(program)
         .args(args)
@@ -66,7 +89,7 @@ pub fn run(
         } else {
             Stdio::null()
         })
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| CommandError::Spawn {
@@ -108,11 +131,19 @@ pub fn run(
             }
         }
     };
+    let mut stdout = String::new();
+    if let Some(pipe) = child.stdout.as_mut() {
+        let _ = pipe.read_to_string(&mut stdout);
+    }
     let mut stderr = String::new();
     if let Some(pipe) = child.stderr.as_mut() {
         let _ = pipe.read_to_string(&mut stderr);
     }
-    Ok(Finished { status, stderr })
+    Ok(Finished {
+        status,
+        stdout,
+        stderr,
+    })
 }
 
 #[cfg(test)]
@@ -134,6 +165,29 @@ mod tests {
         .unwrap();
         assert_eq!(done.status.code(), Some(3));
         assert_eq!(done.stderr, "hello\noops\n", "the input arrived");
+    }
+
+    #[test]
+    fn stdout_is_kept_when_asked_for() {
+        let done = run_capturing(
+            "sh",
+            &words(&["-c", "echo out; echo err >&2"]),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert!(done.status.success());
+        assert_eq!(
+            (done.stdout.as_str(), done.stderr.as_str()),
+            ("out\n", "err\n")
+        );
+        let quiet = run(
+            "sh",
+            &words(&["-c", "echo out"]),
+            None,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(quiet.stdout, "");
     }
 
     #[test]

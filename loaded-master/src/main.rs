@@ -20,6 +20,7 @@ mod queue_drops;
 mod queues;
 mod reload;
 mod restart_policy;
+mod route_interface;
 mod rules;
 mod server_slots;
 mod spawn;

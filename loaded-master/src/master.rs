@@ -10,7 +10,7 @@ use crate::daemon::{self, PidFile, Readiness};
 use crate::kernel_mode::{self, KernelForwarding};
 use crate::queues;
 use crate::reload::Reloader;
-use crate::rules::{FamilyRules, RuleSet};
+use crate::rules::{FamilyRules, RealSource, RuleSet};
 use crate::server_slots::ServerSlots;
 use crate::spawn::{JailArgs, Role};
 use crate::supervisor::{self, Exit, Settings, Supervisor};
@@ -304,9 +304,21 @@ fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {
         addr,
         prefix_len: if addr.is_ipv4() { 32 } else { 128 },
     };
+    // Reply rules are ours to install only in userspace mode with rules=auto; without
+    // private_NIC each is tied to the interface of the route to its server.
+    let look_up = config.rules == Rules::Auto
+        && config.forward == Forward::Userspace
+        && config.private_nic.is_none();
+    let source = |net: IpNet| {
+        if look_up {
+            RealSource::toward(net)
+        } else {
+            RealSource::anywhere(net)
+        }
+    };
     if let Some(vip) = config.vip4 {
-        let mut sources: Vec<IpNet> = config.servers4.iter().map(|s| host(s.addr)).collect();
-        sources.extend(config.rip4);
+        let servers = config.servers4.iter().map(|s| host(s.addr));
+        let sources = servers.chain(config.rip4).map(source).collect();
         families.push(FamilyRules {
             family: Family::V4,
             vip: vip.into(),
@@ -314,8 +326,8 @@ fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {
         });
     }
     if let Some(vip) = config.vip6 {
-        let mut sources: Vec<IpNet> = config.servers6.iter().map(|s| host(s.addr)).collect();
-        sources.extend(config.rip6);
+        let servers = config.servers6.iter().map(|s| host(s.addr));
+        let sources = servers.chain(config.rip6).map(source).collect();
         families.push(FamilyRules {
             family: Family::V6,
             vip: vip.into(),

@@ -48,6 +48,7 @@ fn the_nft_table_lives_and_dies_with_the_master_and_leftovers_are_replaced() {
         "{mangle}"
     );
     assert!(!mangle.contains("LOADED-FORWARD"), "{mangle}");
+    assert!(!mangle.contains("LOADED-OUTPUT"), "{mangle}");
     assert_eq!(
         backends_answering(&net, &http_url(VIP4, HTTP_PORT, "/"), 1),
         ["b1"]

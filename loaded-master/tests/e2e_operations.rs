@@ -305,6 +305,7 @@ fn assert_rules_installed_once(net: &TestNet, context: &str) {
         for jump in [
             "-A PREROUTING -j LOADED-PREROUTING",
             "-A FORWARD -j LOADED-FORWARD",
+            "-A OUTPUT -j LOADED-OUTPUT",
         ] {
             assert_eq!(
                 count_lines(&rules, jump),

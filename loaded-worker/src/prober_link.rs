@@ -114,7 +114,7 @@ fn add(balancer: &mut Balancer, backend: loaded_proto::balancing::Backend) {
 mod tests {
     use super::*;
     use crate::datapath::balancer::BalancerConfig;
-    use crate::datapath::flow::{BackendSelector, FlowKey};
+    use crate::datapath::flow::{BackendSelector, FlowKey, Opening};
     use loaded_proto::balancing::{Backend, Stickiness, Strategy};
     use loaded_proto::flow_table::SharedFlowTable;
     use std::net::IpAddr;
@@ -143,13 +143,16 @@ mod tests {
 
     fn new_flow(balancer: &mut Balancer, port: u16) -> Option<IpAddr> {
         balancer
-            .backend_for(&FlowKey {
-                client: IpAddr::from([198, 18, 0, 2]),
-                vip: IpAddr::from([198, 18, 100, 1]),
-                protocol: 6,
-                client_port: port,
-                vip_port: 80,
-            })
+            .backend_for(
+                &FlowKey {
+                    client: IpAddr::from([198, 18, 0, 2]),
+                    vip: IpAddr::from([198, 18, 100, 1]),
+                    protocol: 6,
+                    client_port: port,
+                    vip_port: 80,
+                },
+                Opening::Opens,
+            )
             .ok()
     }
 

@@ -12,7 +12,7 @@
 //! directory by the master ("withdrawn"), so every worker, also one started later, agrees,
 //! and a stale health message cannot bring a removed server back.
 
-use super::flow::{BackendSelector, FlowKey, NoPick};
+use super::flow::{BackendSelector, FlowKey, NoPick, Opening};
 use super::scheduler::{self, BackendSet, Member, PickRequest, Scheduler, SharedState};
 use loaded_proto::balancing::{Backend, IpNet, Stickiness, Strategy};
 use loaded_proto::flow_table::{
@@ -260,17 +260,29 @@ impl Balancer {
     /// the existing mapping, refreshed, or a fresh pick, exactly as `backend_for`. The slot
     /// comes from the shared table, so it is right even for a backend this worker has not
     /// heard of yet (hot-plugged, another worker mapped the flow first).
-    pub fn backend_slot_for(&mut self, key: &FlowKey) -> Result<BackendSlot, NoPick> {
-        self.slot_at(key, monotonic_seconds())
+    pub fn backend_slot_for(
+        &mut self,
+        key: &FlowKey,
+        opening: Opening,
+    ) -> Result<BackendSlot, NoPick> {
+        self.slot_at(key, opening, monotonic_seconds())
     }
 
-    /// The flow's server at `now`, whatever the reason if none (for tests).
+    /// The server of a flow's first packet at `now`, whatever the reason if none (for
+    /// tests).
     #[cfg(test)]
     fn backend_at(&mut self, flow: &FlowKey, now: u32) -> Option<IpAddr> {
-        self.slot_at(flow, now).ok().map(|mapped| mapped.addr)
+        self.slot_at(flow, Opening::Opens, now)
+            .ok()
+            .map(|mapped| mapped.addr)
     }
 
-    fn slot_at(&mut self, flow: &FlowKey, now: u32) -> Result<BackendSlot, NoPick> {
+    fn slot_at(
+        &mut self,
+        flow: &FlowKey,
+        opening: Opening,
+        now: u32,
+    ) -> Result<BackendSlot, NoPick> {
         let key = TableKey::new(flow, self.stickiness);
         let key_hash = self.table.hash(&key);
         // A bucket locked by a live worker for longer than we wait: drop the packet rather
@@ -287,11 +299,22 @@ impl Balancer {
                 return Ok(current);
             }
         }
+        // A mapping that exists is the flow's, even when its server went down: moving it is
+        // not creating one. Without one, only a flow's first packet may create it; maglev
+        // still sends the others where a first packet would go (another balancer behind
+        // ECMP may have seen the flow begin), but records nothing.
+        let records = existing.is_some() || opening == Opening::Opens;
+        if !records && self.strategy != Strategy::Maglev {
+            return Err(NoPick::NoMapping);
+        }
         let picked = pick(&self.table, &self.backends, self.scheduler.as_ref(), &key);
         let Some(fresh) = picked else {
             self.no_backend += 1;
             return Err(NoPick::NoServer);
         };
+        if !records {
+            return Ok(fresh);
+        }
         match existing {
             Some(way) => bucket.reassign(way, fresh),
             None => {
@@ -309,8 +332,8 @@ impl Balancer {
 }
 
 impl BackendSelector for Balancer {
-    fn backend_for(&mut self, key: &FlowKey) -> Result<IpAddr, NoPick> {
-        self.slot_at(key, monotonic_seconds())
+    fn backend_for(&mut self, key: &FlowKey, opening: Opening) -> Result<IpAddr, NoPick> {
+        self.slot_at(key, opening, monotonic_seconds())
             .map(|mapped| mapped.addr)
     }
 
@@ -645,13 +668,19 @@ mod tests {
     fn a_busy_bucket_is_told_apart_from_no_server() {
         let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
         balancer.table.hold_every_bucket_for_test(1);
-        assert_eq!(balancer.backend_for(&client(1)), Err(NoPick::Busy));
+        assert_eq!(
+            balancer.backend_for(&client(1), Opening::Opens),
+            Err(NoPick::Busy)
+        );
         assert_eq!(balancer.stats().no_backend, 0);
         let mut none_up = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
         for (server, _) in THREE {
             none_up.set_backend_up(addr(server), false);
         }
-        assert_eq!(none_up.backend_for(&client(1)), Err(NoPick::NoServer));
+        assert_eq!(
+            none_up.backend_for(&client(1), Opening::Opens),
+            Err(NoPick::NoServer)
+        );
     }
 
     fn rip(text: &str, prefix_len: u8) -> Vec<IpNet> {
@@ -1050,5 +1079,61 @@ mod tests {
         balancer.table.assert_live_counters_match_entries();
         let total: u64 = live_mappings(&balancer).iter().sum();
         assert_eq!(total as usize, balancer.table.occupied());
+    }
+
+    #[test]
+    fn only_a_flows_first_packet_makes_a_mapping_and_later_ones_follow_it() {
+        for strategy in [Strategy::RoundRobin, Strategy::Weighted] {
+            let mut balancer = new_balancer(strategy, Stickiness::Flow, &THREE);
+            for opening in [Opening::TcpNotSyn, Opening::LaterFragment] {
+                assert_eq!(
+                    balancer.slot_at(&client(1), opening, T0),
+                    Err(NoPick::NoMapping)
+                );
+            }
+            assert_eq!(balancer.stats().table.inserted, 0, "{strategy:?}");
+            assert_eq!(live_mappings(&balancer), [0, 0, 0]);
+            let first = balancer.backend_at(&client(1), T0);
+            let later = balancer.slot_at(&client(1), Opening::TcpNotSyn, T0 + 1);
+            assert_eq!(later.ok().map(|mapped| mapped.addr), first);
+            assert_eq!(balancer.stats().table.inserted, 1);
+        }
+    }
+
+    #[test]
+    fn maglev_sends_a_packet_of_an_unknown_flow_where_its_first_would_go_without_a_mapping() {
+        let mut balancer = new_balancer(Strategy::Maglev, Stickiness::Flow, &THREE);
+        let unrecorded: Vec<IpAddr> = (0..30)
+            .map(|n| {
+                balancer
+                    .slot_at(&client(n), Opening::TcpNotSyn, T0)
+                    .unwrap()
+                    .addr
+            })
+            .collect();
+        assert_eq!(balancer.stats().table.inserted, 0);
+        assert_eq!(live_mappings(&balancer), [0, 0, 0]);
+        let opened: Vec<IpAddr> = (0..30)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        assert_eq!(unrecorded, opened);
+        let distinct: HashSet<&IpAddr> = opened.iter().collect();
+        assert_eq!(distinct.len(), 3, "{distinct:?}");
+    }
+
+    #[test]
+    fn a_later_packet_moves_its_mapping_off_a_server_that_went_down() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Flow, &THREE);
+        let first = balancer.backend_at(&client(1), T0).unwrap();
+        balancer.set_backend_up(first, false);
+        let moved = balancer
+            .slot_at(&client(1), Opening::TcpNotSyn, T0 + 1)
+            .unwrap();
+        assert_ne!(moved.addr, first);
+        assert_eq!(balancer.stats().table.reassigned, 1);
+        assert_eq!(
+            balancer.existing_backend_at(&client(1), T0 + 2),
+            Some(moved.addr)
+        );
     }
 }

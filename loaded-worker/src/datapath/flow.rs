@@ -19,7 +19,20 @@ impl Vips {
     }
 }
 
-/// Where the NAT rewrite asks which real server a flow belongs to.
+/// Whether a client's packet may create its flow's mapping. Only a flow's first packet
+/// may: anything else of a client the table does not know would otherwise take a slot (and
+/// a server's connection count) for a flow no server has, e.g. in a flood of ACKs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// A TCP SYN without ACK, UDP (whole or the first fragment), an echo request, or the
+    /// first fragment of one of these.
+    Opens,
+    /// A TCP segment without SYN, or a SYN with ACK: its connection began before.
+    TcpNotSyn,
+    /// A later fragment, without the transport header: its datagram began before.
+    LaterFragment,
+}
+
 /// Why a client's packet got no server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NoPick {
@@ -28,12 +41,17 @@ pub enum NoPick {
     /// Its flow-table bucket stayed locked by a live worker for longer than we wait: the
     /// mapping cannot be read, and a guess for an existing flow would reset it.
     Busy,
+    /// The packet may not create a mapping (see `Opening`) and its flow has none.
+    NoMapping,
 }
 
+/// Where the NAT rewrite asks which real server a flow belongs to.
 pub trait BackendSelector {
     /// The server for a packet from a client to the VIP: the flow's existing mapping
-    /// (refreshed), or a new one chosen by the scheduler.
-    fn backend_for(&mut self, key: &FlowKey) -> Result<IpAddr, NoPick>;
+    /// (refreshed), or, if `opening` allows, a new one chosen by the scheduler. A packet
+    /// that may not open a flow gets, without a mapping, the consistent choice of `maglev`
+    /// (not recorded) or `NoPick::NoMapping`.
+    fn backend_for(&mut self, key: &FlowKey, opening: Opening) -> Result<IpAddr, NoPick>;
 
     /// The server that owns an existing mapping, without creating or refreshing one
     /// (used for ICMP errors that quote a flow).

@@ -8,7 +8,7 @@
 //! conntrack then translates the rest of the connection, replies and ICMP errors included.
 
 use super::balancer::Balancer;
-use super::flow::{NoPick, Vips};
+use super::flow::Vips;
 use super::nat::{self, DropReason, ToVip};
 use loaded_proto::forwarding::mark_for_slot;
 
@@ -28,19 +28,19 @@ pub enum KernelDecision {
 /// Decides one queued packet. Parsing and validation are the NAT rewrite's own, so both
 /// modes accept and refuse the same packets.
 pub fn decide(packet: &[u8], vips: &Vips, balancer: &mut Balancer) -> KernelDecision {
-    let key = match nat::classify_to_vip(packet, vips) {
+    let (key, opening) = match nat::classify_to_vip(packet, vips) {
         Err(reason) => return KernelDecision::Drop(reason),
         Ok(None | Some(ToVip::NeighborDiscovery)) => return KernelDecision::NotOurs,
         // conntrack hands errors about a decided connection to its server itself (they are
         // RELATED and carry the connection's mark, so they are never queued); one that
         // reaches us is about no connection loaded decided.
         Ok(Some(ToVip::IcmpError)) => return KernelDecision::Drop(DropReason::UnknownFlow),
-        Ok(Some(ToVip::Flow(key))) => key,
+        Ok(Some(ToVip::Flow { key, opening })) => (key, opening),
     };
-    let chosen = match balancer.backend_slot_for(&key) {
+    let chosen = match balancer.backend_slot_for(&key, opening) {
         Ok(chosen) if chosen.addr.is_ipv4() == key.client.is_ipv4() => chosen,
-        Ok(_) | Err(NoPick::NoServer) => return KernelDecision::Drop(DropReason::NoBackend),
-        Err(NoPick::Busy) => return KernelDecision::Drop(DropReason::TableBusy),
+        Ok(_) => return KernelDecision::Drop(DropReason::NoBackend),
+        Err(no_pick) => return KernelDecision::Drop(DropReason::of_no_pick(no_pick, opening)),
     };
     match mark_for_slot(chosen.slot) {
         Some(mark) => KernelDecision::Mark(mark),
@@ -247,5 +247,22 @@ mod tests {
             decide(&golden::V6_TCP_SYN, &VIPS, &mut balancer),
             KernelDecision::Drop(DropReason::NoBackend)
         );
+    }
+
+    #[test]
+    fn a_segment_without_syn_of_an_unknown_connection_is_dropped_unless_maglev() {
+        // V4_OPTIONS_TCP carries PSH|ACK: a connection conntrack lost, or a forged ACK.
+        let mut rr = balancer(Strategy::RoundRobin, Stickiness::Flow);
+        assert_eq!(
+            decide(&golden::V4_OPTIONS_TCP, &VIPS, &mut rr),
+            KernelDecision::Drop(DropReason::TcpNotSynUnknownFlow)
+        );
+        assert_eq!(rr.stats().table.inserted, 0);
+        let mut maglev = balancer(Strategy::Maglev, Stickiness::Flow);
+        assert!(matches!(
+            decide(&golden::V4_OPTIONS_TCP, &VIPS, &mut maglev),
+            KernelDecision::Mark(_)
+        ));
+        assert_eq!(maglev.stats().table.inserted, 0);
     }
 }

@@ -45,11 +45,53 @@ pub(super) fn rewrite_inbound(
     rewrite_error(
         packet,
         outer,
-        Side::Destination,
+        Some(Side::Destination),
         &quoted,
         Side::Source,
         backend,
     )?;
+    Ok(Outcome::Rewritten)
+}
+
+/// An error sent to a client by someone other than a server, the balancer itself above all
+/// (fragmentation needed, time exceeded, packet too big towards a smaller MTU on the
+/// servers' side), about a packet the client sent to the VIP: the quote shows the packet
+/// after its rewrite, to the server. The quoted destination becomes `vip` again, so that
+/// the client learns the path MTU of the VIP and never sees a server's address. Only when
+/// the quoted flow's mapping names that server; anything else is not ours and passes
+/// unchanged, as does an error whose quote does not parse.
+pub(super) fn restore_vip_in_quote(
+    packet: &mut [u8],
+    outer: &Datagram,
+    vip: IpAddr,
+    selector: &impl BackendSelector,
+) -> Result<Outcome, DropReason> {
+    let Ok(quoted) = parse_quote(packet, outer) else {
+        return Ok(Outcome::NotOurs);
+    };
+    let (client, server) = (quoted.header.src, quoted.header.dst);
+    // An error goes to the source of the packet it quotes.
+    if client != outer.header.dst || !selector.is_backend(server) {
+        return Ok(Outcome::NotOurs);
+    }
+    let (client_port, vip_port) = match classify_quoted(packet, &quoted) {
+        Ok(Transport::Ports { src, dst }) => (src, dst),
+        // Inbound lets only echo requests reach a backend.
+        Ok(Transport::EchoRequest { identifier }) => (identifier, 0),
+        Ok(Transport::NoHeader) => (0, 0),
+        _ => return Ok(Outcome::NotOurs),
+    };
+    let key = FlowKey {
+        client,
+        vip,
+        protocol: quoted.protocol,
+        client_port,
+        vip_port,
+    };
+    if selector.existing_backend(&key) != Some(server) {
+        return Ok(Outcome::NotOurs);
+    }
+    rewrite_error(packet, outer, None, &quoted, Side::Destination, vip)?;
     Ok(Outcome::Rewritten)
 }
 
@@ -68,7 +110,14 @@ pub(super) fn rewrite_outbound(
         _ => return Err(DropReason::UnsupportedProtocol),
     }
     if selector.is_backend(quoted.header.dst) {
-        rewrite_error(packet, outer, Side::Source, &quoted, Side::Destination, vip)?;
+        rewrite_error(
+            packet,
+            outer,
+            Some(Side::Source),
+            &quoted,
+            Side::Destination,
+            vip,
+        )?;
     } else {
         // The quoted packet never went through the VIP; only the error's source changes.
         patch::translate(packet, outer, Side::Source, vip)?;
@@ -93,23 +142,26 @@ fn parse_quote(packet: &[u8], outer: &Datagram) -> Result<Datagram, DropReason> 
         .map_err(|_| DropReason::Malformed)
 }
 
-/// Replaces the address on `outer_side` of the error and on `quoted_side` of the quote,
-/// and every checksum over them: quoted header and transport (as far as quoted), the ICMP
-/// message (which covers the quote, and for ICMPv6 the pseudo-header) and the outer header.
+/// Replaces the address on `outer_side` of the error (if any) and on `quoted_side` of the
+/// quote, and every checksum over them: quoted header and transport (as far as quoted), the
+/// ICMP message (which covers the quote, and for ICMPv6 the pseudo-header) and the outer
+/// header.
 fn rewrite_error(
     packet: &mut [u8],
     outer: &Datagram,
-    outer_side: Side,
+    outer_side: Option<Side>,
     quoted: &Datagram,
     quoted_side: Side,
     new: IpAddr,
 ) -> Result<(), DropReason> {
     let quoted_header = patch::replace_address(packet, &quoted.header, quoted_side, new)?;
     let quoted_transport = patch::update_transport_checksum(packet, quoted, quoted_header.address)?;
-    let outer_header = patch::replace_address(packet, &outer.header, outer_side, new)?;
     let mut message = quoted_header.of_header().and(quoted_transport);
-    if outer.family() == Family::V6 {
-        message = message.and(outer_header.address);
+    if let Some(side) = outer_side {
+        let outer_header = patch::replace_address(packet, &outer.header, side, new)?;
+        if outer.family() == Family::V6 {
+            message = message.and(outer_header.address);
+        }
     }
     // ICMPv6 has its checksum at the same place.
     let checksum = icmpv4::field::CHECKSUM;

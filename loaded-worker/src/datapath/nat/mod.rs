@@ -20,7 +20,7 @@ use std::net::IpAddr;
 pub use self::offload::complete_transport_checksum;
 
 use self::datagram::{Extent, Family, IpHeader};
-use super::flow::{BackendSelector, Vips};
+use super::flow::{BackendSelector, NoPick, Opening, Vips};
 pub use inbound::ToVip;
 
 /// What to do with a queued packet after [`rewrite`].
@@ -47,16 +47,35 @@ pub enum DropReason {
     TableBusy,
     /// An ICMP error quotes a flow that has no mapping.
     UnknownFlow,
+    /// A TCP segment other than a SYN of a flow that has no mapping.
+    TcpNotSynUnknownFlow,
+    /// A later fragment of a flow that has no mapping.
+    FragmentUnknownFlow,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::Malformed,
         DropReason::UnsupportedProtocol,
         DropReason::NoBackend,
         DropReason::TableBusy,
         DropReason::UnknownFlow,
+        DropReason::TcpNotSynUnknownFlow,
+        DropReason::FragmentUnknownFlow,
     ];
+
+    /// Why a client's packet that got no server is dropped.
+    pub fn of_no_pick(no_pick: NoPick, opening: Opening) -> DropReason {
+        match (no_pick, opening) {
+            (NoPick::NoServer, _) => DropReason::NoBackend,
+            (NoPick::Busy, _) => DropReason::TableBusy,
+            (NoPick::NoMapping, Opening::LaterFragment) => DropReason::FragmentUnknownFlow,
+            // `Opens` never lacks a mapping; counted with TCP should a selector say so.
+            (NoPick::NoMapping, Opening::TcpNotSyn | Opening::Opens) => {
+                DropReason::TcpNotSynUnknownFlow
+            }
+        }
+    }
 
     /// The name of the reason in counters and logs.
     pub fn name(self) -> &'static str {
@@ -66,6 +85,8 @@ impl DropReason {
             DropReason::NoBackend => "no_backend",
             DropReason::TableBusy => "table_busy",
             DropReason::UnknownFlow => "unknown_flow",
+            DropReason::TcpNotSynUnknownFlow => "tcp_not_syn_unknown_flow",
+            DropReason::FragmentUnknownFlow => "fragment_unknown_flow",
         }
     }
 }
@@ -112,7 +133,30 @@ fn decide_and_rewrite(
             let datagram = header.locate_transport(packet).map_err(malformed)?;
             outbound::rewrite(packet, &datagram, vip, selector)
         }
-        // Extension headers of traffic that is not ours are not our business.
+        Some(vip) => restore_vip_in_error(packet, header, vip, selector),
+        None => Ok(Outcome::NotOurs),
+    }
+}
+
+/// Traffic neither to the VIP nor from a server: ours only if it is an ICMP error to a
+/// client that quotes one of its packets to the VIP after the rewrite (queued from OUTPUT:
+/// the balancer's own errors). Anything else, malformed included, is not our business.
+fn restore_vip_in_error(
+    packet: &mut [u8],
+    header: IpHeader,
+    vip: IpAddr,
+    selector: &impl BackendSelector,
+) -> Result<Outcome, DropReason> {
+    let Ok(datagram) = header.locate_transport(packet) else {
+        return Ok(Outcome::NotOurs);
+    };
+    if datagram.protocol != datagram.family().icmp_protocol() {
+        return Ok(Outcome::NotOurs);
+    }
+    match transport::classify(packet, &datagram) {
+        Ok(transport::Transport::IcmpError) => {
+            icmp_error::restore_vip_in_quote(packet, &datagram, vip, selector)
+        }
         _ => Ok(Outcome::NotOurs),
     }
 }

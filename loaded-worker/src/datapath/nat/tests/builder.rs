@@ -10,6 +10,8 @@ pub enum Transport {
     Tcp {
         src_port: u16,
         dst_port: u16,
+        /// A SYN, which opens a flow, or else a segment with PSH and ACK.
+        syn: bool,
         option_words: u8,
         payload: Vec<u8>,
     },
@@ -67,13 +69,18 @@ pub fn transport(src: IpAddr, dst: IpAddr, spec: &Transport) -> (u8, Vec<u8>) {
         Transport::Tcp {
             src_port,
             dst_port,
+            syn,
             option_words,
             payload,
         } => {
             let header_len = tcp::MIN_HEADER_LEN + 4 * usize::from(*option_words);
             let mut bytes = vec![0; header_len];
             bytes[tcp::field::DATA_OFFSET] = ((header_len / 4) as u8) << 4;
-            bytes[tcp::field::FLAGS] = tcp::flags::ACK | tcp::flags::PSH;
+            bytes[tcp::field::FLAGS] = if *syn {
+                tcp::flags::SYN
+            } else {
+                tcp::flags::ACK | tcp::flags::PSH
+            };
             bytes[tcp::MIN_HEADER_LEN..].fill(1); // NOP options
             bytes.extend_from_slice(payload);
             let len = bytes.len();

@@ -5,9 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::builder::{self, Shape, Transport};
 use super::golden::*;
 use super::support::*;
-use crate::datapath::flow::Vips;
+use crate::datapath::flow::{Opening, Vips};
 use crate::datapath::nat::{rewrite, DropReason, Outcome};
-use loaded_proto::wire::protocol;
+use loaded_proto::wire::{checksum, protocol, tcp};
 
 fn run(packet: &[u8], vips: &Vips, selector: &mut MockSelector) -> (Outcome, Vec<u8>) {
     let mut bytes = packet.to_vec();
@@ -22,10 +22,12 @@ fn unchanged(packet: &[u8], selector: &mut MockSelector) -> Outcome {
     outcome
 }
 
+/// A SYN, which may open a flow.
 fn tcp(src_port: u16, dst_port: u16) -> Transport {
     Transport::Tcp {
         src_port,
         dst_port,
+        syn: true,
         option_words: 0,
         payload: b"data".to_vec(),
     }
@@ -62,7 +64,9 @@ fn drop_reasons_have_counter_names() {
             "unsupported",
             "no_backend",
             "table_busy",
-            "unknown_flow"
+            "unknown_flow",
+            "tcp_not_syn_unknown_flow",
+            "fragment_unknown_flow"
         ]
     );
 }
@@ -431,12 +435,104 @@ fn a_later_fragment_may_carry_less_than_a_transport_header() {
     ] {
         for data in [&[][..], &[1, 2, 3]] {
             let packet = builder::ip(client, vip, protocol::TCP, data, &later);
-            let (outcome, bytes) = run(&packet, &VIPS, &mut MockSelector::standard());
+            let mut selector =
+                MockSelector::standard().with_flow(key(client, vip, protocol::TCP, 0, 0), backend);
+            let (outcome, bytes) = run(&packet, &VIPS, &mut selector);
             assert_eq!(outcome, Outcome::Rewritten);
             assert_eq!(
                 bytes,
                 builder::ip(client, backend, protocol::TCP, data, &later)
             );
+        }
+    }
+}
+
+/// A TCP segment with these flags and a little data.
+fn tcp_with_flags(flags: u8) -> Vec<u8> {
+    let mut packet = whole(CLIENT4, VIP4, &tcp(40000, 80));
+    // The flags share a 16-bit word with the data offset.
+    let word_at = 20 + tcp::field::DATA_OFFSET;
+    let old = u16::from_be_bytes([packet[word_at], packet[word_at + 1]]);
+    packet[word_at + 1] = flags;
+    let new = u16::from_be_bytes([packet[word_at], packet[word_at + 1]]);
+    let checksum_at = 20 + tcp::field::CHECKSUM.start;
+    let sum = u16::from_be_bytes([packet[checksum_at], packet[checksum_at + 1]]);
+    let patched = checksum::Delta::of_word(old, new).apply(sum);
+    packet[checksum_at..checksum_at + 2].copy_from_slice(&patched.to_be_bytes());
+    assert_checksums_valid(&packet);
+    packet
+}
+
+#[test]
+fn only_a_syn_without_ack_opens_a_tcp_flow() {
+    use tcp::flags::{ACK, FIN, PSH, RST, SYN};
+    for flags in [ACK, PSH | ACK, SYN | ACK, RST, RST | ACK, FIN | ACK, 0] {
+        let mut selector = MockSelector::standard();
+        assert_eq!(
+            unchanged(&tcp_with_flags(flags), &mut selector),
+            Outcome::Drop(DropReason::TcpNotSynUnknownFlow),
+            "flags {flags:#04x}"
+        );
+        assert_eq!(selector.openings, vec![Opening::TcpNotSyn]);
+        assert!(
+            selector.flows.is_empty(),
+            "flags {flags:#04x} made a mapping"
+        );
+    }
+    for flags in [SYN, SYN | PSH, SYN | FIN] {
+        let mut selector = MockSelector::standard();
+        let (outcome, _) = run(&tcp_with_flags(flags), &VIPS, &mut selector);
+        assert_eq!(outcome, Outcome::Rewritten, "flags {flags:#04x}");
+        assert_eq!(selector.openings, vec![Opening::Opens]);
+        assert_eq!(selector.flows.len(), 1);
+    }
+}
+
+#[test]
+fn a_later_segment_follows_the_mapping_its_syn_made() {
+    let mut selector = MockSelector::standard();
+    let (outcome, _) = run(&tcp_with_flags(tcp::flags::SYN), &VIPS, &mut selector);
+    assert_eq!(outcome, Outcome::Rewritten);
+    // No server takes new flows any more: the ACK still reaches the SYN's.
+    selector.new_flow_backends.clear();
+    let (outcome, bytes) = run(&tcp_with_flags(tcp::flags::ACK), &VIPS, &mut selector);
+    assert_eq!(outcome, Outcome::Rewritten);
+    assert_eq!(&bytes[16..20], &BACKEND4.octets());
+    assert_eq!(selector.openings, vec![Opening::Opens, Opening::TcpNotSyn]);
+}
+
+#[test]
+fn udp_and_echo_requests_open_flows_and_later_fragments_do_not() {
+    let later = Shape {
+        fragment: Some((3, false)),
+        ..Shape::default()
+    };
+    let echo = Transport::Echo {
+        request: true,
+        identifier: 7,
+        payload: b"ping".to_vec(),
+    };
+    for (client, vip) in [
+        (IpAddr::from(CLIENT4), IpAddr::from(VIP4)),
+        (CLIENT6.into(), VIP6.into()),
+    ] {
+        for opener in [
+            whole(client, vip, &udp(5353, 53)),
+            whole(client, vip, &echo),
+        ] {
+            let mut selector = MockSelector::standard();
+            let (outcome, _) = run(&opener, &VIPS, &mut selector);
+            assert_eq!(outcome, Outcome::Rewritten);
+            assert_eq!(selector.openings, vec![Opening::Opens]);
+        }
+        for protocol in [protocol::UDP, protocol::TCP] {
+            let packet = builder::ip(client, vip, protocol, &[1; 16], &later);
+            let mut selector = MockSelector::standard();
+            assert_eq!(
+                unchanged(&packet, &mut selector),
+                Outcome::Drop(DropReason::FragmentUnknownFlow)
+            );
+            assert!(selector.flows.is_empty());
         }
     }
 }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use super::builder::{self, Shape, Transport};
 use super::golden;
 use super::support::*;
-use crate::datapath::flow::{FlowKey, Vips};
+use crate::datapath::flow::{FlowKey, Opening, Vips};
 use crate::datapath::nat::{rewrite, Outcome};
 use loaded_proto::wire::protocol;
 
@@ -69,13 +69,15 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(any::<u8>(), 0..120)
 }
 
-/// TCP, UDP (with or without checksum; IPv6 callers force one), or an echo message.
+/// TCP, UDP (with or without checksum; IPv6 callers force one), or an echo message. From a
+/// client (`echo_request`), TCP is a SYN, which may open a flow.
 fn transport(echo_request: bool) -> impl Strategy<Value = Transport> {
     prop_oneof![
         (any::<u16>(), any::<u16>(), 0..=10u8, payload()).prop_map(
-            |(src_port, dst_port, option_words, payload)| Transport::Tcp {
+            move |(src_port, dst_port, option_words, payload)| Transport::Tcp {
                 src_port,
                 dst_port,
+                syn: echo_request,
                 option_words,
                 payload,
             }
@@ -230,6 +232,7 @@ proptest! {
             vip_port,
         };
         prop_assert_eq!(selector.backend_for_calls, vec![expected_key]);
+        prop_assert_eq!(selector.openings, vec![Opening::Opens]);
     }
 
     #[test]
@@ -287,7 +290,10 @@ proptest! {
         prop_assume!(first_len < before.len());
         let later_offset = first_units + later_start.index(all_units - first_units);
         let later_start = 8 * later_offset;
-        let mut selector = hosts.selector();
+        // With stickiness=client the later fragment finds the mapping its first fragment
+        // made for the client; the mock maps flows, so the later one's is made here.
+        let later_key = FlowKey { client: hosts.client, vip: hosts.vip, protocol, client_port: 0, vip_port: 0 };
+        let mut selector = hosts.selector().with_flow(later_key, hosts.backend);
         for (fragment, range) in [
             ((0, true), 0..first_len),
             ((later_offset as u16, false), later_start..before.len()),
@@ -307,6 +313,8 @@ proptest! {
                 .map(|key| (key.protocol, key.client_port, key.vip_port))
                 .collect();
             prop_assert_eq!(keys, vec![(protocol, client_port, vip_port), (protocol, 0, 0)]);
+            // The first fragment opened the flow, the later one followed its mapping.
+            prop_assert_eq!(selector.openings, vec![Opening::Opens, Opening::LaterFragment]);
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
 
-use crate::datapath::flow::{BackendSelector, FlowKey, NoPick, Vips};
+use crate::datapath::flow::{BackendSelector, FlowKey, NoPick, Opening, Vips};
 use loaded_proto::wire::icmpv4;
 
 pub const CLIENT4: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
@@ -24,13 +24,15 @@ pub const VIPS: Vips = Vips {
     v6: Some(VIP6),
 };
 
-/// Flows in a map. A new flow goes to the first of `new_flow_backends` of its family.
+/// Flows in a map. A flow's first packet goes to the first of `new_flow_backends` of its
+/// family; any other packet of an unknown flow finds no mapping (as with rr or weighted).
 #[derive(Debug, Default)]
 pub struct MockSelector {
     pub flows: HashMap<FlowKey, IpAddr>,
     pub new_flow_backends: Vec<IpAddr>,
     pub backends: Vec<IpAddr>,
     pub backend_for_calls: Vec<FlowKey>,
+    pub openings: Vec<Opening>,
     pub existing_backend_calls: RefCell<Vec<FlowKey>>,
 }
 
@@ -60,10 +62,14 @@ impl MockSelector {
 }
 
 impl BackendSelector for MockSelector {
-    fn backend_for(&mut self, key: &FlowKey) -> Result<IpAddr, NoPick> {
+    fn backend_for(&mut self, key: &FlowKey, opening: Opening) -> Result<IpAddr, NoPick> {
         self.backend_for_calls.push(*key);
+        self.openings.push(opening);
         if let Some(backend) = self.flows.get(key) {
             return Ok(*backend);
+        }
+        if opening != Opening::Opens {
+            return Err(NoPick::NoMapping);
         }
         let backend = *self
             .new_flow_backends
