@@ -1,6 +1,9 @@
 //! Running loaded-master inside a TestNet's balancer namespace.
 
 use super::*;
+use std::fs;
+use std::path::PathBuf;
+use std::process::ExitStatus;
 
 /// The master binary under test; the worker and prober are built next to it.
 pub fn master_binary() -> &'static str {
