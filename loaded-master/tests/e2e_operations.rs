@@ -327,6 +327,7 @@ fn assert_rules_installed_once(net: &TestNet, context: &str) {
     }
 }
 
+/// No rule of loaded is left, and nothing else of it either (`assert_balancer_gone`).
 fn assert_no_rules(net: &TestNet, context: &str) {
     for (family, rules) in family_rules(net) {
         assert!(
@@ -334,6 +335,7 @@ fn assert_no_rules(net: &TestNet, context: &str) {
             "{context}: {family}: rules of loaded are left:\n{rules}"
         );
     }
+    assert_balancer_gone(net);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -474,11 +476,7 @@ fn syslog_gets_every_process_and_survives_a_syslog_restart() {
         assert!(line.contains(&ident), "no `{ident}` in {line:?}");
     }
     assert_eq!(live_in_lb(&net, "loaded-worker").len(), workers);
-    assert!(
-        master.stop(&net).is_some_and(|s| s.success()),
-        "{}",
-        master.log(&net)
-    );
+    master.stop_cleanly(&net);
 }
 
 /// A syslog daemon that stops reading (hung, or busy) must not hang the master: here it
@@ -663,6 +661,7 @@ fn sigterm_during_daemon_startup_still_cleans_up() {
         left.join("\n"),
         syslog.dump()
     );
+    assert_balancer_gone(&net);
     assert!(
         syslog
             .wait_for(secs(5), |l| l.contains("master: stopped")
@@ -1025,7 +1024,7 @@ fn a_numeric_user_is_resolved() {
             .collect::<Vec<_>>();
         assert_eq!(uids, [uid.as_str(); 4], "worker {pid}");
     }
-    assert!(master.stop(&net).is_some_and(|s| s.success()));
+    master.stop_cleanly(&net);
 }
 
 /// Same for an error after the fork: the pidfile cannot be written. The rules installed
@@ -1254,10 +1253,6 @@ fn a_killed_masters_rules_are_replaced_at_the_next_start() {
     let second = Master::start(&net, &config, &[]);
     assert_rules_installed_once(&net, "second master");
     assert_traffic_flows(&net, "second master");
-    assert!(
-        second.stop(&net).is_some_and(|s| s.success()),
-        "{}",
-        second.log(&net)
-    );
+    second.stop_cleanly(&net);
     assert_no_rules(&net, "after the second master stopped");
 }

@@ -116,6 +116,40 @@ impl Master {
         net.terminate(self.pid);
         net.wait_exit(self.pid, secs(10))
     }
+
+    /// SIGTERM; asserts that the master exits with status 0 within 10 s and leaves
+    /// nothing behind (`assert_balancer_gone`).
+    pub fn stop_cleanly(&self, net: &TestNet) {
+        let status = self.stop(net);
+        let log = self.log(net);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "loaded-master did not stop cleanly ({status:?}); its output:\n{log}"
+        );
+        assert_balancer_gone(net);
+    }
+}
+
+/// Nothing of the balancer is left in lb: no loaded-* process, no LOADED chain or rule in
+/// iptables/ip6tables (mangle), no `inet loaded` nftables table, no bound queue. Every
+/// listing must succeed (a failing listing fails the test, it does not pass as empty).
+pub fn assert_balancer_gone(net: &TestNet) {
+    for name in ["loaded-master", "loaded-worker", "loaded-prober"] {
+        let left = children_named(net, name);
+        assert!(left.is_empty(), "{name} still runs in lb: {left:?}");
+    }
+    let rules = mangle_rules(net);
+    assert!(
+        !rules.contains("LOADED"),
+        "the balancer's iptables rules are left in lb:\n{rules}"
+    );
+    let ruleset = nft_ruleset(net);
+    assert!(
+        !ruleset.contains("table inet loaded"),
+        "the balancer's nftables table is left in lb:\n{ruleset}"
+    );
+    let queues = net.nfqueues();
+    assert!(queues.is_empty(), "queues still bound in lb: {queues:?}");
 }
 
 /// The pids of the master's children, by their command name.

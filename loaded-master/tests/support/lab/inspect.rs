@@ -2,7 +2,7 @@
 
 use super::TestNet;
 use crate::support::nfqueue::{parse_nfqueue, NfQueue};
-use crate::support::process::run_bounded;
+use crate::support::process::{describe, run_bounded};
 use crate::support::topology::Host;
 use crate::support::wait::secs;
 use std::process::Command;
@@ -30,14 +30,27 @@ impl TestNet {
     }
 
     /// The queues bound in lb (/proc/net/netfilter/nfnetlink_queue read inside lb); empty
-    /// when none is bound (or nfnetlink_queue is not loaded yet).
+    /// when none is bound or nfnetlink_queue is not loaded (the file does not exist).
+    /// Panics when the listing exists but cannot be read, so that "no queue is bound"
+    /// cannot pass for want of a listing.
     pub fn nfqueues(&self) -> Vec<NfQueue> {
-        self.read_file(Host::Balancer, "/proc/net/netfilter/nfnetlink_queue")
-            .map(|text| parse_nfqueue(&text))
-            .unwrap_or_default()
+        let path = "/proc/net/netfilter/nfnetlink_queue";
+        let script = format!("if [ -e {path} ]; then cat {path}; fi");
+        let out = self.exec_timeout(Host::Balancer, &["sh", "-c", &script], secs(10));
+        if !out.status.success() {
+            panic!(
+                "{}",
+                describe(
+                    &format!("reading {path} in {}", self.ns(Host::Balancer)),
+                    &out
+                )
+            );
+        }
+        parse_nfqueue(&String::from_utf8_lossy(&out.stdout))
     }
 
-    /// The pids of every process inside `host`'s namespace (`ip netns pids`).
+    /// The pids of every process inside `host`'s namespace (`ip netns pids`). Panics when
+    /// `ip netns pids` fails, so that "nothing runs" cannot pass for want of a listing.
     pub fn ns_pids(&self, host: Host) -> Vec<u32> {
         let out = run_bounded(
             {
@@ -47,10 +60,35 @@ impl TestNet {
             },
             secs(10),
         );
+        if !out.status.success() {
+            panic!(
+                "{}",
+                describe(&format!("ip netns pids {}", self.ns(host)), &out)
+            );
+        }
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
-            .filter_map(|p| p.parse().ok())
+            .map(|p| {
+                p.parse()
+                    .unwrap_or_else(|_| panic!("ip netns pids {}: not a pid: {p:?}", self.ns(host)))
+            })
             .collect()
+    }
+
+    /// How many ICMP echo requests `host`'s own stack has received (`InEchos` of
+    /// /proc/net/snmp, `Icmp6InEchos` of /proc/net/snmp6 when `v6`): it rises only for
+    /// echoes the host answers itself, not for those it forwards.
+    pub fn echo_requests_received(&self, host: Host, v6: bool) -> u64 {
+        let (path, value) = if v6 {
+            let path = "/proc/net/snmp6";
+            let text = self.read_file(host, path).unwrap_or_else(|e| panic!("{e}"));
+            (path, snmp6_value(&text, "Icmp6InEchos"))
+        } else {
+            let path = "/proc/net/snmp";
+            let text = self.read_file(host, path).unwrap_or_else(|e| panic!("{e}"));
+            (path, snmp_value(&text, "Icmp:", "InEchos"))
+        };
+        value.unwrap_or_else(|| panic!("no echo counter in {path} of {}", self.ns(host)))
     }
 
     /// Whether `address` (e.g. "198.18.100.1") is configured in `host`.
@@ -60,4 +98,22 @@ impl TestNet {
             .split_whitespace()
             .any(|w| w.split('/').next() == Some(address))
     }
+}
+
+/// A counter of /proc/net/snmp: the line `PREFIX names...` is followed by `PREFIX values...`.
+pub fn snmp_value(text: &str, prefix: &str, name: &str) -> Option<u64> {
+    let mut rows = text.lines().filter(|l| l.starts_with(prefix));
+    let names = rows.next()?;
+    let values = rows.next()?;
+    let index = names.split_whitespace().position(|n| n == name)?;
+    values.split_whitespace().nth(index)?.parse().ok()
+}
+
+/// A counter of /proc/net/snmp6: one `name value` per line.
+pub fn snmp6_value(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        (fields.next()? == name).then_some(())?;
+        fields.next()?.parse().ok()
+    })
 }
