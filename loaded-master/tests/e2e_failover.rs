@@ -437,6 +437,57 @@ fn restarted_workers_start_from_the_book_kernel() {
     restarted_workers_start_from_the_book(Mode::Kernel);
 }
 
+/// A host that answers the broadcast from outside RIP4 is logged once and never gets a
+/// client, however many rounds it answers (it runs the service, so inside RIP it would
+/// be added).
+fn a_host_outside_rip_is_logged_once_and_ignored(mode: Mode) {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default().backends(4));
+    net.start_backends();
+    net.start_backend(4);
+    // No backend lies in 198.19.0.0/29; b1 to b3 are configured, b4 is not.
+    let extra = format!("RIP4=198.19.0.0/29\nbroadcast={BACKEND_BROADCAST4}\nprivate_NIC=br0\n");
+    let master = Master::start(&net, &failover_config(&net, mode, &extra), &[]);
+    let line = format!(
+        "prober: host {} answered the broadcast ping but lies outside RIP: ignored",
+        BACKEND4[3]
+    );
+    let logged = wait_until(secs(CONVERGE), || {
+        master.log(&net).lines().any(|l| l.ends_with(&line))
+    });
+    assert!(logged, "no {line:?} in:\n{}", master.log(&net));
+    // More rounds: b4 answers each, and is neither logged again nor added.
+    let mut seen = BTreeSet::new();
+    let rounds_before = net.echo_requests_received(Host::Backend(1), false);
+    let three_rounds = wait_until(secs(CONVERGE + 6), || {
+        seen.extend(answering(&net, 3));
+        net.echo_requests_received(Host::Backend(1), false) >= rounds_before + 3
+    });
+    assert!(three_rounds, "no health round ran:\n{}", master.log(&net));
+    assert_eq!(seen, names(&["b1", "b2", "b3"]), "{}", master.log(&net));
+    let log = master.log(&net);
+    assert_eq!(
+        log.lines().filter(|l| l.ends_with(&line)).count(),
+        1,
+        "logged once: {log}"
+    );
+    assert!(
+        !log.contains(&format!("server {} answered", BACKEND4[3])),
+        "b4 was added: {log}"
+    );
+    master.stop_cleanly(&net);
+}
+
+#[test]
+fn a_host_outside_rip_is_logged_once_and_ignored_userspace() {
+    a_host_outside_rip_is_logged_once_and_ignored(Mode::Userspace);
+}
+
+#[test]
+fn a_host_outside_rip_is_logged_once_and_ignored_kernel() {
+    a_host_outside_rip_is_logged_once_and_ignored(Mode::Kernel);
+}
+
 #[test]
 fn a_stopped_server_is_taken_out_and_comes_back_over_both_families_userspace() {
     a_stopped_server_is_taken_out_and_comes_back_over_both_families(Mode::Userspace);

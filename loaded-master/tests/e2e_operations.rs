@@ -338,6 +338,159 @@ fn assert_no_rules(net: &TestNet, context: &str) {
     assert_balancer_gone(net);
 }
 
+/// Every firewall rule of lb: iptables-save and ip6tables-save of every table and
+/// `nft list ruleset`, without the comments and counters, which change by themselves.
+fn firewall_listing(net: &TestNet) -> String {
+    let mut listing = String::new();
+    for command in [
+        &["iptables-save"][..],
+        &["ip6tables-save"][..],
+        &["nft", "list", "ruleset"][..],
+    ] {
+        listing.push_str(&net.exec_ok(Host::Balancer, command));
+    }
+    listing
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(without_counters)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `[12:345]` (iptables-save) and `counter packets 12 bytes 345` (nft) without the numbers.
+fn without_counters(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(start) = rest.find('[') {
+        let Some(len) = rest[start..].find(']') else {
+            break;
+        };
+        let inside = &rest[start + 1..start + len];
+        out.push_str(&rest[..start]);
+        let numbers = inside
+            .split(':')
+            .all(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !(numbers && inside.contains(':')) {
+            out.push_str(&rest[start..=start + len]);
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    let words: Vec<&str> = out.split(' ').collect();
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        if words[i] == "packets" || words[i] == "bytes" {
+            i += 2;
+            continue;
+        }
+        kept.push(words[i]);
+        i += 1;
+    }
+    kept.join(" ")
+}
+
+#[test]
+fn without_counters_keeps_everything_but_the_numbers() {
+    assert_eq!(
+        without_counters(":PREROUTING ACCEPT [12:345]"),
+        ":PREROUTING ACCEPT "
+    );
+    assert_eq!(
+        without_counters("\t\tip saddr 1.2.3.4 counter packets 7 bytes 420 accept"),
+        "\t\tip saddr 1.2.3.4 counter accept"
+    );
+    assert_eq!(
+        without_counters("-A X -m set [a] -j ACCEPT"),
+        "-A X -m set [a] -j ACCEPT"
+    );
+}
+
+/// `rules=manual`: the admin installs the rules, so the master adds none and removes none.
+#[test]
+fn rules_manual_leaves_the_firewall_alone() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    let before = firewall_listing(&net);
+    let master = Master::start(&net, &base_config(&net, "rules=manual\n"), &[]);
+    assert_eq!(
+        firewall_listing(&net),
+        before,
+        "rules=manual, yet the master changed lb's rules; its output:\n{}",
+        master.log(&net)
+    );
+    master.stop_cleanly(&net);
+    assert_eq!(firewall_listing(&net), before, "after the stop");
+}
+
+/// Rules that are not the balancer's, in the chains it hooks into and in a table of their
+/// own, are there while it runs and after it stopped, unchanged.
+fn foreign_rules_survive_a_start_and_a_stop(mode: Mode) {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    for (tool, source) in [("iptables", "198.18.0.99"), ("ip6tables", "fd00:18::99")] {
+        for chain in ["PREROUTING", "FORWARD"] {
+            net.exec_ok(
+                Host::Balancer,
+                &[
+                    tool,
+                    "-t",
+                    "mangle",
+                    "-A",
+                    chain,
+                    "-s",
+                    source,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    "foreign",
+                    "-j",
+                    "ACCEPT",
+                ],
+            );
+        }
+    }
+    net.exec_ok(
+        Host::Balancer,
+        &[
+            "nft",
+            "add table inet foreign; \
+             add chain inet foreign input { type filter hook input priority 0; }; \
+             add rule inet foreign input ip saddr 198.18.0.99 accept",
+        ],
+    );
+    let before = firewall_listing(&net);
+    let foreign: Vec<String> = before
+        .lines()
+        .filter(|l| l.contains("foreign") || l.contains("198.18.0.99"))
+        .map(str::to_string)
+        .collect();
+    assert!(foreign.len() >= 6, "{before}");
+
+    let master = Master::start(&net, &base_config_in(&net, mode, ""), &[]);
+    assert_traffic_flows(&net, "with foreign rules");
+    let running = firewall_listing(&net);
+    for line in &foreign {
+        assert!(
+            running.lines().any(|l| l == line),
+            "{line:?} is gone while the balancer runs:\n{running}"
+        );
+    }
+    master.stop_cleanly(&net);
+    assert_eq!(firewall_listing(&net), before, "after the stop");
+}
+
+#[test]
+fn foreign_rules_survive_a_start_and_a_stop_userspace() {
+    foreign_rules_survive_a_start_and_a_stop(Mode::Userspace);
+}
+
+#[test]
+fn foreign_rules_survive_a_start_and_a_stop_kernel() {
+    foreign_rules_survive_a_start_and_a_stop(Mode::Kernel);
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers.
 

@@ -10,6 +10,41 @@ use std::collections::{BTreeSet, HashMap};
 use support::balancer::*;
 use support::*;
 
+/// Sends one UDP datagram to ADDR PORT from a connected socket with IP_RECVERR /
+/// IPV6_RECVERR on, and prints the ICMP error it gets: "type=T code=C from=OFFENDER". The
+/// kernel gives the error to this socket only if the quoted datagram is the one it sent
+/// (to ADDR PORT). argv: ADDR PORT TIMEOUT.
+const ICMP_ERROR_PY: &str = r#"
+import select, socket, struct, sys, time
+addr, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+v6 = ":" in addr
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+level, recverr = (socket.IPPROTO_IPV6, 25) if v6 else (socket.IPPROTO_IP, 11)
+s.setsockopt(level, recverr, 1)
+s.connect((addr, port))
+s.send(b"nobody-listens")
+deadline = time.monotonic() + timeout
+while True:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        sys.exit("no ICMP error within %s s" % timeout)
+    select.select([s], [], [], left)
+    try:
+        _, ancdata, _, _ = s.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        continue
+    for cmsg_level, cmsg_type, data in ancdata:
+        if cmsg_level == level and cmsg_type == recverr:
+            _, origin, typ, code = struct.unpack("=IBBB", data[:7])
+            offender = data[16:]
+            if v6:
+                where = socket.inet_ntop(socket.AF_INET6, offender[8:24])
+            else:
+                where = socket.inet_ntop(socket.AF_INET, offender[4:8])
+            print("type=%d code=%d from=%s" % (typ, code, where))
+            sys.exit(0)
+"#;
+
 fn counts(names: &[String]) -> HashMap<String, u32> {
     let mut counts = HashMap::new();
     for name in names {
@@ -83,6 +118,45 @@ fn round_robin_spreads_http_udp_and_ping_over_both_families(mode: Mode) {
         );
     }
     master.stop_cleanly(&net);
+}
+
+/// A server's ICMP error about a balanced flow (port unreachable: nothing listens on the
+/// port) reaches the client rewritten back: from the VIP, quoting the datagram the client
+/// sent to the VIP (else the client's kernel would not give it to the socket).
+fn a_servers_icmp_error_reaches_the_client_from_the_vip(mode: Mode) {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &base_config_in(&net, mode, ""), &[]);
+    for (vip, expected) in [(VIP4, "type=3 code=3"), (VIP6, "type=1 code=4")] {
+        let out = net.exec_timeout(
+            Host::Client,
+            &["python3", "-c", ICMP_ERROR_PY, vip, "9", "5"],
+            secs(15),
+        );
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            describe(&format!("UDP to {vip} port 9"), &out)
+        );
+        assert_eq!(
+            stdout.trim(),
+            format!("{expected} from={vip}"),
+            "the port unreachable about {vip} port 9"
+        );
+    }
+    master.stop_cleanly(&net);
+}
+
+#[test]
+fn a_servers_icmp_error_reaches_the_client_from_the_vip_userspace() {
+    a_servers_icmp_error_reaches_the_client_from_the_vip(Mode::Userspace);
+}
+
+#[test]
+fn a_servers_icmp_error_reaches_the_client_from_the_vip_kernel() {
+    a_servers_icmp_error_reaches_the_client_from_the_vip(Mode::Kernel);
 }
 
 fn client_stickiness_keeps_each_client_on_one_server(mode: Mode) {
