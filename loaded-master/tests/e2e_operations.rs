@@ -946,10 +946,11 @@ const BAD_LINE: &str = "strategi=rr";
 
 fn bad_config(net_dir: &Path) -> String {
     format!(
-        "VIP4={VIP4}\nVIP6={VIP6}\n{BAD_LINE}\nserver4={}\nserver6={}\npidfile={}/loaded.pid\n",
+        "VIP4={VIP4}\nVIP6={VIP6}\n{BAD_LINE}\nserver4={}\nserver6={}\npidfile={dir}/loaded.pid\n\
+         chroot={dir}/empty\nlog_socket={dir}/no-syslog.sock\n",
         BACKEND4[0],
         BACKEND6[0],
-        net_dir.display()
+        dir = net_dir.display()
     )
 }
 
@@ -1408,4 +1409,63 @@ fn a_killed_masters_rules_are_replaced_at_the_next_start() {
     assert_traffic_flows(&net, "second master");
     second.stop_cleanly(&net);
     assert_no_rules(&net, "after the second master stopped");
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. A cpuset that does not start at CPU 0.
+
+/// Started with only the highest CPU allowed (as under a cpuset or `taskset`), the master
+/// puts its one worker there and serves that queue; pinning to CPU 0 would fail.
+#[test]
+fn a_master_allowed_one_cpu_above_zero_runs_its_worker_there() {
+    require_root_and_tools();
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(|list| parse_cpu_list(list.trim()))
+        .expect("Cpus_allowed_list");
+    let cpu = *allowed.iter().max().expect("an allowed CPU");
+    assert!(
+        cpu > 0,
+        "this test needs a CPU other than 0 to run on; this process may only use {allowed:?}"
+    );
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let config = net.write_file("loaded.conf", &base_config(&net, ""));
+    let config_arg = config.display().to_string();
+    let cpu_arg = cpu.to_string();
+    // taskset execs the master: the pid is the master's.
+    let pid = net.spawn(
+        Host::Balancer,
+        &[
+            "taskset",
+            "-c",
+            &cpu_arg,
+            master_binary(),
+            "-D",
+            "-c",
+            &config_arg,
+        ],
+    );
+    let master = Master { pid, config };
+    let serving = format!("worker/{cpu}: serving NFQUEUE {cpu}");
+    let ready = wait_until(secs(20), || {
+        master.log(&net).contains(&serving) || net.try_wait(pid).is_some()
+    });
+    let log = master.log(&net);
+    assert!(
+        ready && net.try_wait(pid).is_none(),
+        "no {serving:?}; the master's output:\n{log}"
+    );
+    let workers = live_in_lb(&net, "loaded-worker");
+    assert_eq!(
+        workers.len(),
+        1,
+        "one worker for one CPU: {workers:?}\n{log}"
+    );
+    let queues: Vec<u16> = net.nfqueues().iter().map(|q| q.queue).collect();
+    assert_eq!(queues, [cpu], "the queue of that CPU only");
+    assert_traffic_flows(&net, "one worker on the last CPU");
+    master.stop_cleanly(&net);
 }

@@ -264,6 +264,7 @@ fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
         ));
     }
     text.push_str(&format!("pidfile={}/loaded.pid\n", net.dir().display()));
+    text.push_str(&own_paths(&net, ""));
     reload(&net, &master, &text, 1);
     // Its client moves at its next packet (a new connection of the same client).
     let moved = wait_until(secs(CONVERGE), || answers(&net, VIP4, 1)[0] != mapped);

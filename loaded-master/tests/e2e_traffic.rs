@@ -196,6 +196,7 @@ fn weighted_spreads_open_connections_by_weight(mode: Mode) {
         BACKEND6[2],
         net.dir().display()
     );
+    let config = config + &own_paths(&net, "");
     let master = Master::start(&net, &config, &[]);
     for vip in [VIP4, VIP6] {
         // Connections held open at once: least connections per unit of weight gives 6/4/2.

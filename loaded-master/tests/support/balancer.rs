@@ -45,7 +45,26 @@ pub fn base_config_in(net: &TestNet, mode: Mode, extra: &str) -> String {
     }
     config.push_str(&format!("pidfile={}/loaded.pid\n", net.dir().display()));
     config.push_str(extra);
+    config.push_str(&own_paths(net, extra));
     config
+}
+
+/// `chroot=` and `log_socket=` lines in the test's own directory, for the keys `extra`
+/// does not set: a test never touches the host's /var/run/empty or /dev/log. Nothing
+/// listens on the log socket unless the test binds it; the master logs to stderr anyway.
+pub fn own_paths(net: &TestNet, extra: &str) -> String {
+    let sets = |key: &str| extra.lines().any(|l| l.trim_start().starts_with(key));
+    let mut lines = String::new();
+    if !sets("chroot=") {
+        lines.push_str(&format!("chroot={}/empty\n", net.dir().display()));
+    }
+    if !sets("log_socket=") {
+        lines.push_str(&format!(
+            "log_socket={}/no-syslog.sock\n",
+            net.dir().display()
+        ));
+    }
+    lines
 }
 
 pub struct Master {
@@ -53,11 +72,35 @@ pub struct Master {
     pub config: PathBuf,
 }
 
-/// The number of workers a master starts by default (one per core).
+/// The number of workers a master started by this process starts by default: one per
+/// core of the run of CPUs it may use (Cpus_allowed_list, inherited by the master).
 pub fn worker_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status");
+    let allowed = parse_cpu_list(list.trim())
+        .unwrap_or_else(|| panic!("Cpus_allowed_list {list:?} is not a CPU list"));
+    let cores = loaded_proto::config::choose_worker_cores(None, None, &allowed)
+        .unwrap_or_else(|e| panic!("{e}"));
+    cores.count()
+}
+
+/// `0-3,6` as [0, 1, 2, 3, 6].
+pub fn parse_cpu_list(list: &str) -> Option<Vec<u16>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (start, end): (u16, u16) = match part.split_once('-') {
+            Some((start, end)) => (start.parse().ok()?, end.parse().ok()?),
+            None => {
+                let cpu = part.parse().ok()?;
+                (cpu, cpu)
+            }
+        };
+        cpus.extend(start..=end);
+    }
+    Some(cpus)
 }
 
 impl Master {

@@ -8,6 +8,8 @@ mod processes;
 mod traffic;
 
 #[allow(unused_imports)]
+pub use inspect::{snmp6_value, snmp_value};
+#[allow(unused_imports)]
 pub use traffic::*;
 
 use self::processes::Spawned;
