@@ -928,6 +928,7 @@ fn daemon_workers_hold_only_their_own_descriptors() {
         terminate_daemon(&guard, pid, secs(15)),
         "the daemon did not stop"
     );
+    assert_no_rules(&net, "after the daemon stopped");
     assert!(
         report.is_empty(),
         "the jailed workers hold descriptors they were never given \
