@@ -52,6 +52,12 @@ impl TestNet {
     /// The pids of every process inside `host`'s namespace (`ip netns pids`). Panics when
     /// `ip netns pids` fails, so that "nothing runs" cannot pass for want of a listing.
     pub fn ns_pids(&self, host: Host) -> Vec<u32> {
+        self.try_ns_pids(host).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `ns_pids` that returns the failure instead of panicking (for cleanup code, which
+    /// must not panic while a test is already failing).
+    pub fn try_ns_pids(&self, host: Host) -> Result<Vec<u32>, String> {
         let out = run_bounded(
             {
                 let mut cmd = Command::new("ip");
@@ -61,16 +67,13 @@ impl TestNet {
             secs(10),
         );
         if !out.status.success() {
-            panic!(
-                "{}",
-                describe(&format!("ip netns pids {}", self.ns(host)), &out)
-            );
+            return Err(describe(&format!("ip netns pids {}", self.ns(host)), &out));
         }
         String::from_utf8_lossy(&out.stdout)
             .split_whitespace()
             .map(|p| {
                 p.parse()
-                    .unwrap_or_else(|_| panic!("ip netns pids {}: not a pid: {p:?}", self.ns(host)))
+                    .map_err(|_| format!("ip netns pids {}: not a pid: {p:?}", self.ns(host)))
             })
             .collect()
     }
