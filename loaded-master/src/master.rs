@@ -98,7 +98,9 @@ fn run(
     let (uid, gid) = resolve_user(&config.user)?;
     prepare_chroot(&config.chroot)?;
     let (worker_binary, prober_binary) = child_binaries()?;
-    let cores = config.worker_cores(online_cores()?)?;
+    let cores = config
+        .worker_cores(&allowed_cpus()?)
+        .map_err(|e| e.to_string())?;
     warn_if_not_forwarding(&config);
 
     // Privileged resources, in the order that is easiest to undo.
@@ -431,10 +433,16 @@ fn child_binaries() -> Result<(PathBuf, PathBuf), String> {
     Ok((worker, prober))
 }
 
-fn online_cores() -> Result<u16, String> {
-    std::thread::available_parallelism()
-        .map(|n| n.get().min(u16::MAX as usize) as u16)
-        .map_err(|e| format!("cannot count the cores: {e}"))
+/// The CPUs this process may run on (its affinity, e.g. a cpuset's): the workers are
+/// pinned to some of them, so CPUs outside it cannot be used.
+fn allowed_cpus() -> Result<Vec<u16>, String> {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map_err(|e| format!("cannot read the CPU affinity: {e}"))?;
+    let count = nix::sched::CpuSet::count().min(usize::from(u16::MAX));
+    Ok((0..count)
+        .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+        .map(|cpu| cpu as u16)
+        .collect())
 }
 
 fn warn_if_not_forwarding(config: &Config) {

@@ -320,14 +320,5 @@ fn an_original_script_with_a_two_second_cycle_starts_and_fails_over() {
         "{answers:?}"
     );
 
-    let status = master.stop(&net);
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "stopped with {status:?}:\n{}",
-        master.log(&net)
-    );
-    assert!(children_named(&net, "loaded-prober").is_empty());
-    assert!(children_named(&net, "loaded-worker").is_empty());
-    let rules = mangle_rules(&net);
-    assert!(!rules.contains("LOADED-"), "rules left behind:\n{rules}");
+    master.stop_cleanly(&net);
 }

@@ -268,6 +268,21 @@ fn spawn_flood(net: &TestNet, seconds: u32) -> u32 {
     )
 }
 
+/// Waits until the flood is under way: the queues have been given `packets` more packets
+/// than `before` (a total of `delivered_and_lost`).
+fn wait_for_flood(net: &TestNet, before: u64, packets: u64) {
+    let mut now = before;
+    let flowing = wait_until(secs(20), || {
+        now = delivered_and_lost(&net.nfqueues()).0;
+        now >= before + packets
+    });
+    assert!(
+        flowing,
+        "the flood did not start: {} packets queued, not {packets}",
+        now - before
+    );
+}
+
 /// Fast checks as in e2e_failover: a state changes within fall * cycle + timeout = 5 s.
 const FAST_CHECKS: &str =
     "failover\ncheck_cycle=2\ncheck_timeout=1\nrise=2\nfall=2\nstickiness=flow\n";
@@ -294,7 +309,7 @@ fn health_changes_and_a_stop_are_served_during_a_flood() {
     // error from a server, which the workers rewrite too.
     let (delivered_before, _) = delivered_and_lost(&net.nfqueues());
     let flood = spawn_flood(&net, 40);
-    std::thread::sleep(secs(2));
+    wait_for_flood(&net, delivered_before, 1000);
 
     net.stop_backend(2);
     let started = Instant::now();
@@ -350,8 +365,9 @@ fn a_flapping_link_under_load_ends_no_worker() {
         pids.sort();
         pids
     };
+    let queued_before = delivered_and_lost(&net.nfqueues()).0;
     let flood = spawn_flood(&net, 30);
-    std::thread::sleep(secs(1));
+    wait_for_flood(&net, queued_before, 1000);
     // l0 faces the router: every queued packet (to the VIP, and replies leaving) has it as
     // input or output device. Its IPv6 address must survive the flaps (the default is to
     // drop IPv6 addresses on link down); its default routes are put back afterwards.

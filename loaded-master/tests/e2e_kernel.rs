@@ -53,11 +53,7 @@ fn the_nft_table_lives_and_dies_with_the_master_and_leftovers_are_replaced() {
         backends_answering(&net, &http_url(VIP4, HTTP_PORT, "/"), 1),
         ["b1"]
     );
-    assert!(
-        master.stop(&net).is_some_and(|s| s.success()),
-        "{}",
-        master.log(&net)
-    );
+    master.stop_cleanly(&net);
     let ruleset = nft_ruleset(&net);
     assert!(!ruleset.contains("inet loaded"), "after stop:\n{ruleset}");
     assert!(!mangle_rules(&net).contains("LOADED"));
@@ -70,7 +66,7 @@ fn the_nft_table_lives_and_dies_with_the_master_and_leftovers_are_replaced() {
         backends_answering(&net, &http_url(VIP6, HTTP_PORT, "/"), 1),
         ["b1"]
     );
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 /// Sends `count` datagrams from one socket at once, then collects the answers.
@@ -156,7 +152,7 @@ fn udp_datagrams_sent_while_the_first_is_decided_stay_one_flow() {
             .unwrap_or_else(|| panic!("no mark in {entries}"));
         assert_eq!(mark & 0xffff_0000, 0x4c44_0000, "loaded's mark: {entries}");
     }
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 /// conntrack entries of family `family` with exactly `mark`.
@@ -217,5 +213,5 @@ fn a_down_servers_connections_are_forgotten_and_no_others() {
         entries_marked(&net, "ipv4", b1) >= 2,
         "nothing healthy is touched"
     );
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }

@@ -244,13 +244,26 @@ impl DaemonGuard<'_> {
     fn checked_pid(&self, pid: u32) -> bool {
         comm(pid) == "loaded-master"
             && alive(pid)
-            && self.net.ns_pids(Host::Balancer).contains(&pid)
+            && self
+                .net
+                .try_ns_pids(Host::Balancer)
+                .is_ok_and(|pids| pids.contains(&pid))
     }
 }
 
 impl Drop for DaemonGuard<'_> {
     fn drop(&mut self) {
-        let mut pids = children_named(self.net, "loaded-master");
+        // Never panics: it may run while the test is already failing.
+        let mut pids: Vec<u32> = match self.net.try_ns_pids(Host::Balancer) {
+            Ok(pids) => pids
+                .into_iter()
+                .filter(|&pid| comm(pid) == "loaded-master")
+                .collect(),
+            Err(e) => {
+                eprintln!("test: {e}");
+                Vec::new()
+            }
+        };
         pids.extend(read_pidfile(&self.pidfile));
         pids.sort_unstable();
         pids.dedup();
@@ -328,6 +341,7 @@ fn assert_rules_installed_once(net: &TestNet, context: &str) {
     }
 }
 
+/// No rule of loaded is left, and nothing else of it either (`assert_balancer_gone`).
 fn assert_no_rules(net: &TestNet, context: &str) {
     for (family, rules) in family_rules(net) {
         assert!(
@@ -335,6 +349,160 @@ fn assert_no_rules(net: &TestNet, context: &str) {
             "{context}: {family}: rules of loaded are left:\n{rules}"
         );
     }
+    assert_balancer_gone(net);
+}
+
+/// Every firewall rule of lb: iptables-save and ip6tables-save of every table and
+/// `nft list ruleset`, without the comments and counters, which change by themselves.
+fn firewall_listing(net: &TestNet) -> String {
+    let mut listing = String::new();
+    for command in [
+        &["iptables-save"][..],
+        &["ip6tables-save"][..],
+        &["nft", "list", "ruleset"][..],
+    ] {
+        listing.push_str(&net.exec_ok(Host::Balancer, command));
+    }
+    listing
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(without_counters)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `[12:345]` (iptables-save) and `counter packets 12 bytes 345` (nft) without the numbers.
+fn without_counters(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(start) = rest.find('[') {
+        let Some(len) = rest[start..].find(']') else {
+            break;
+        };
+        let inside = &rest[start + 1..start + len];
+        out.push_str(&rest[..start]);
+        let numbers = inside
+            .split(':')
+            .all(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !(numbers && inside.contains(':')) {
+            out.push_str(&rest[start..=start + len]);
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    let words: Vec<&str> = out.split(' ').collect();
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        if words[i] == "packets" || words[i] == "bytes" {
+            i += 2;
+            continue;
+        }
+        kept.push(words[i]);
+        i += 1;
+    }
+    kept.join(" ")
+}
+
+#[test]
+fn without_counters_keeps_everything_but_the_numbers() {
+    assert_eq!(
+        without_counters(":PREROUTING ACCEPT [12:345]"),
+        ":PREROUTING ACCEPT "
+    );
+    assert_eq!(
+        without_counters("\t\tip saddr 1.2.3.4 counter packets 7 bytes 420 accept"),
+        "\t\tip saddr 1.2.3.4 counter accept"
+    );
+    assert_eq!(
+        without_counters("-A X -m set [a] -j ACCEPT"),
+        "-A X -m set [a] -j ACCEPT"
+    );
+}
+
+/// `rules=manual`: the admin installs the rules, so the master adds none and removes none.
+#[test]
+fn rules_manual_leaves_the_firewall_alone() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    let before = firewall_listing(&net);
+    let master = Master::start(&net, &base_config(&net, "rules=manual\n"), &[]);
+    assert_eq!(
+        firewall_listing(&net),
+        before,
+        "rules=manual, yet the master changed lb's rules; its output:\n{}",
+        master.log(&net)
+    );
+    master.stop_cleanly(&net);
+    assert_eq!(firewall_listing(&net), before, "after the stop");
+}
+
+/// Rules that are not the balancer's, in the chains it hooks into and in a table of their
+/// own, are there while it runs and after it stopped, unchanged.
+fn foreign_rules_survive_a_start_and_a_stop(mode: Mode) {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    for (tool, source) in [("iptables", "198.18.0.99"), ("ip6tables", "fd00:18::99")] {
+        for chain in ["PREROUTING", "FORWARD"] {
+            net.exec_ok(
+                Host::Balancer,
+                &[
+                    tool,
+                    "-t",
+                    "mangle",
+                    "-A",
+                    chain,
+                    "-s",
+                    source,
+                    "-m",
+                    "comment",
+                    "--comment",
+                    "foreign",
+                    "-j",
+                    "ACCEPT",
+                ],
+            );
+        }
+    }
+    net.exec_ok(
+        Host::Balancer,
+        &[
+            "nft",
+            "add table inet foreign; \
+             add chain inet foreign input { type filter hook input priority 0; }; \
+             add rule inet foreign input ip saddr 198.18.0.99 accept",
+        ],
+    );
+    let before = firewall_listing(&net);
+    let foreign: Vec<String> = before
+        .lines()
+        .filter(|l| l.contains("foreign") || l.contains("198.18.0.99"))
+        .map(str::to_string)
+        .collect();
+    assert!(foreign.len() >= 6, "{before}");
+
+    let master = Master::start(&net, &base_config_in(&net, mode, ""), &[]);
+    assert_traffic_flows(&net, "with foreign rules");
+    let running = firewall_listing(&net);
+    for line in &foreign {
+        assert!(
+            running.lines().any(|l| l == line),
+            "{line:?} is gone while the balancer runs:\n{running}"
+        );
+    }
+    master.stop_cleanly(&net);
+    assert_eq!(firewall_listing(&net), before, "after the stop");
+}
+
+#[test]
+fn foreign_rules_survive_a_start_and_a_stop_userspace() {
+    foreign_rules_survive_a_start_and_a_stop(Mode::Userspace);
+}
+
+#[test]
+fn foreign_rules_survive_a_start_and_a_stop_kernel() {
+    foreign_rules_survive_a_start_and_a_stop(Mode::Kernel);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -475,11 +643,7 @@ fn syslog_gets_every_process_and_survives_a_syslog_restart() {
         assert!(line.contains(&ident), "no `{ident}` in {line:?}");
     }
     assert_eq!(live_in_lb(&net, "loaded-worker").len(), workers);
-    assert!(
-        master.stop(&net).is_some_and(|s| s.success()),
-        "{}",
-        master.log(&net)
-    );
+    master.stop_cleanly(&net);
 }
 
 /// A syslog daemon that stops reading (hung, or busy) must not hang the master: here it
@@ -664,6 +828,7 @@ fn sigterm_during_daemon_startup_still_cleans_up() {
         left.join("\n"),
         syslog.dump()
     );
+    assert_balancer_gone(&net);
     assert!(
         syslog
             .wait_for(secs(5), |l| l.contains("master: stopped")
@@ -777,6 +942,7 @@ fn daemon_workers_hold_only_their_own_descriptors() {
         terminate_daemon(&guard, pid, secs(15)),
         "the daemon did not stop"
     );
+    assert_no_rules(&net, "after the daemon stopped");
     assert!(
         report.is_empty(),
         "the jailed workers hold descriptors they were never given \
@@ -795,10 +961,11 @@ const BAD_LINE: &str = "strategi=rr";
 
 fn bad_config(net_dir: &Path) -> String {
     format!(
-        "VIP4={VIP4}\nVIP6={VIP6}\n{BAD_LINE}\nserver4={}\nserver6={}\npidfile={}/loaded.pid\n",
+        "VIP4={VIP4}\nVIP6={VIP6}\n{BAD_LINE}\nserver4={}\nserver6={}\npidfile={dir}/loaded.pid\n\
+         chroot={dir}/empty\nlog_socket={dir}/no-syslog.sock\n",
         BACKEND4[0],
         BACKEND6[0],
-        net_dir.display()
+        dir = net_dir.display()
     )
 }
 
@@ -1026,7 +1193,7 @@ fn a_numeric_user_is_resolved() {
             .collect::<Vec<_>>();
         assert_eq!(uids, [uid.as_str(); 4], "worker {pid}");
     }
-    assert!(master.stop(&net).is_some_and(|s| s.success()));
+    master.stop_cleanly(&net);
 }
 
 /// Same for an error after the fork: the pidfile cannot be written. The rules installed
@@ -1255,10 +1422,65 @@ fn a_killed_masters_rules_are_replaced_at_the_next_start() {
     let second = Master::start(&net, &config, &[]);
     assert_rules_installed_once(&net, "second master");
     assert_traffic_flows(&net, "second master");
-    assert!(
-        second.stop(&net).is_some_and(|s| s.success()),
-        "{}",
-        second.log(&net)
-    );
+    second.stop_cleanly(&net);
     assert_no_rules(&net, "after the second master stopped");
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. A cpuset that does not start at CPU 0.
+
+/// Started with only the highest CPU allowed (as under a cpuset or `taskset`), the master
+/// puts its one worker there and serves that queue; pinning to CPU 0 would fail.
+#[test]
+fn a_master_allowed_one_cpu_above_zero_runs_its_worker_there() {
+    require_root_and_tools();
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .and_then(|list| parse_cpu_list(list.trim()))
+        .expect("Cpus_allowed_list");
+    let cpu = *allowed.iter().max().expect("an allowed CPU");
+    assert!(
+        cpu > 0,
+        "this test needs a CPU other than 0 to run on; this process may only use {allowed:?}"
+    );
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let config = net.write_file("loaded.conf", &base_config(&net, ""));
+    let config_arg = config.display().to_string();
+    let cpu_arg = cpu.to_string();
+    // taskset execs the master: the pid is the master's.
+    let pid = net.spawn(
+        Host::Balancer,
+        &[
+            "taskset",
+            "-c",
+            &cpu_arg,
+            master_binary(),
+            "-D",
+            "-c",
+            &config_arg,
+        ],
+    );
+    let master = Master { pid, config };
+    let serving = format!("worker/{cpu}: serving NFQUEUE {cpu}");
+    let ready = wait_until(secs(20), || {
+        master.log(&net).contains(&serving) || net.try_wait(pid).is_some()
+    });
+    let log = master.log(&net);
+    assert!(
+        ready && net.try_wait(pid).is_none(),
+        "no {serving:?}; the master's output:\n{log}"
+    );
+    let workers = live_in_lb(&net, "loaded-worker");
+    assert_eq!(
+        workers.len(),
+        1,
+        "one worker for one CPU: {workers:?}\n{log}"
+    );
+    let queues: Vec<u16> = net.nfqueues().iter().map(|q| q.queue).collect();
+    assert_eq!(queues, [cpu], "the queue of that CPU only");
+    assert_traffic_flows(&net, "one worker on the last CPU");
+    master.stop_cleanly(&net);
 }

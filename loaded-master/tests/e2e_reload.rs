@@ -123,6 +123,33 @@ fn hold(net: &TestNet, vip: &str, asks: u32, pause: f64) -> Result<Vec<String>, 
     Ok(stdout.split_whitespace().map(String::from).collect())
 }
 
+/// The client's established TCP connections to port 80 (`ss` in its namespace).
+fn established_http_connections(net: &TestNet) -> usize {
+    net.exec_ok(
+        Host::Client,
+        &["ss", "-Htn", "state", "established", "( dport = :80 )"],
+    )
+    .lines()
+    .filter(|l| !l.trim().is_empty())
+    .count()
+}
+
+/// Waits until the prober has run at least `rounds` more health rounds: each round pings
+/// every configured server, so backend n's echo counter rises by one per round.
+fn wait_for_health_rounds(net: &TestNet, n: u8, rounds: u64) {
+    let start = net.echo_requests_received(Host::Backend(n), false);
+    let mut now = start;
+    let ran = wait_until(secs(CONVERGE + 2 * rounds), || {
+        now = net.echo_requests_received(Host::Backend(n), false);
+        now >= start + rounds
+    });
+    assert!(
+        ran,
+        "b{n} received {} health pings, not {rounds}: no health round ran",
+        now - start
+    );
+}
+
 fn a_server_added_takes_new_clients_while_held_connections_keep_theirs(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default().backends(4));
@@ -151,7 +178,13 @@ fn a_server_added_takes_new_clients_while_held_connections_keep_theirs(mode: Mod
             .iter()
             .map(|vip| scope.spawn(move || hold(net_ref, vip, 16, 0.5)))
             .collect();
-        std::thread::sleep(secs(2));
+        // Both connections are open (so mapped) before the reload.
+        let mut open = 0;
+        let opened = wait_until(secs(10), || {
+            open = established_http_connections(&net);
+            open >= 2
+        });
+        assert!(opened, "{open} held connections open, not 2");
         reload(&net, &master, &added, 1);
         let mut seen = BTreeSet::new();
         let reached = wait_until(secs(CONVERGE), || {
@@ -202,7 +235,7 @@ fn a_server_added_takes_new_clients_while_held_connections_keep_theirs(mode: Mod
         "{log}"
     );
     assert!(log.contains("prober: reloaded"), "{log}");
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
@@ -211,7 +244,8 @@ fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
     net.start_backends();
     // stickiness=client (the default): every connection of our one client goes to one
     // server, so that server's mapping exists when it is removed.
-    let master = Master::start(&net, &config_with(&net, mode, "", ""), &[]);
+    // With the prober, whose health messages must not bring a removed server back.
+    let master = Master::start(&net, &config_with(&net, mode, "", FAST_CHECKS), &[]);
     let before = children(&net);
     let first = answers(&net, VIP4, 3);
     assert!(first.iter().all(|a| *a == first[0]), "{first:?}");
@@ -219,7 +253,10 @@ fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
     let n: usize = mapped.trim_start_matches('b').parse().unwrap();
 
     // Every server of the standard three but the mapped one, in both families.
-    let mut text = format!("VIP4={VIP4}\nVIP6={VIP6}\n{}", mode.config_line());
+    let mut text = format!(
+        "VIP4={VIP4}\nVIP6={VIP6}\n{}{FAST_CHECKS}",
+        mode.config_line()
+    );
     for i in (0..3).filter(|i| *i != n - 1) {
         text.push_str(&format!(
             "server4={}\nserver6={}\n",
@@ -227,6 +264,7 @@ fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
         ));
     }
     text.push_str(&format!("pidfile={}/loaded.pid\n", net.dir().display()));
+    text.push_str(&own_paths(&net, ""));
     reload(&net, &master, &text, 1);
     // Its client moves at its next packet (a new connection of the same client).
     let moved = wait_until(secs(CONVERGE), || answers(&net, VIP4, 1)[0] != mapped);
@@ -238,7 +276,10 @@ fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
         master.log(&net)
     );
     // And stays moved: a removed server is never brought back by a health message.
-    std::thread::sleep(secs(3));
+    let remaining = (1..=3u8)
+        .find(|&i| usize::from(i) != n)
+        .expect("three servers");
+    wait_for_health_rounds(&net, remaining, 2);
     assert!(!answering_both(&net, 4).contains(&mapped));
     assert_eq!(children(&net), before);
     let log = master.log(&net);
@@ -258,7 +299,7 @@ fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
         );
         assert!(log.contains(&forgotten), "{log}");
     }
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 fn a_new_weight_changes_the_spread_of_new_clients(mode: Mode) {
@@ -292,7 +333,7 @@ fn a_new_weight_changes_the_spread_of_new_clients(mode: Mode) {
     assert!(master
         .log(&net)
         .contains(&format!("{} weight 1 -> 10", BACKEND4[2])));
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 #[test]
@@ -347,7 +388,7 @@ fn a_config_with_an_error_changes_nothing_and_restart_only_settings_are_named() 
             .any(|l| l.contains("reload refused") && l.contains(&where_)),
         "expected an error at {where_}:\n{log}"
     );
-    std::thread::sleep(secs(2));
+    // The refusal is the reload's outcome: nothing is sent to the workers after it.
     assert_eq!(answering_both(&net, 6), names(&["b1", "b2", "b3"]));
 
     // A good file: the server is added; max_flows, maglev_seed and VIP4 wait for a
@@ -372,7 +413,7 @@ fn a_config_with_an_error_changes_nothing_and_restart_only_settings_are_named() 
     });
     assert!(reached, "still on the running VIP4, b4 answers: {log}");
     assert_eq!(children(&net), before);
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 fn init_reload(net: &TestNet, config: &Path) -> std::process::Output {
@@ -436,5 +477,5 @@ fn init_script_reload_applies_the_config_like_sighup() {
     });
     assert!(reached, "{seen:?}\n{}", master.log(&net));
     assert_eq!(children(&net), before);
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }

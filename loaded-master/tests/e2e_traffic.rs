@@ -10,6 +10,41 @@ use std::collections::{BTreeSet, HashMap};
 use support::balancer::*;
 use support::*;
 
+/// Sends one UDP datagram to ADDR PORT from a connected socket with IP_RECVERR /
+/// IPV6_RECVERR on, and prints the ICMP error it gets: "type=T code=C from=OFFENDER". The
+/// kernel gives the error to this socket only if the quoted datagram is the one it sent
+/// (to ADDR PORT). argv: ADDR PORT TIMEOUT.
+const ICMP_ERROR_PY: &str = r#"
+import select, socket, struct, sys, time
+addr, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+v6 = ":" in addr
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+level, recverr = (socket.IPPROTO_IPV6, 25) if v6 else (socket.IPPROTO_IP, 11)
+s.setsockopt(level, recverr, 1)
+s.connect((addr, port))
+s.send(b"nobody-listens")
+deadline = time.monotonic() + timeout
+while True:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        sys.exit("no ICMP error within %s s" % timeout)
+    select.select([s], [], [], left)
+    try:
+        _, ancdata, _, _ = s.recvmsg(512, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        continue
+    for cmsg_level, cmsg_type, data in ancdata:
+        if cmsg_level == level and cmsg_type == recverr:
+            _, origin, typ, code = struct.unpack("=IBBB", data[:7])
+            offender = data[16:]
+            if v6:
+                where = socket.inet_ntop(socket.AF_INET6, offender[8:24])
+            else:
+                where = socket.inet_ntop(socket.AF_INET, offender[4:8])
+            print("type=%d code=%d from=%s" % (typ, code, where))
+            sys.exit(0)
+"#;
+
 fn counts(names: &[String]) -> HashMap<String, u32> {
     let mut counts = HashMap::new();
     for name in names {
@@ -56,17 +91,72 @@ fn round_robin_spreads_http_udp_and_ping_over_both_families(mode: Mode) {
             "three new UDP flows to {vip} went to {answers:?}"
         );
         // The reply must come from the VIP itself (udp_request refuses other sources), and
-        // ping replies likewise.
+        // ping replies likewise. The VIPs are local in lb, so lb's own stack could answer
+        // the pings: the servers must have received them, and lb none.
+        let v6 = vip.contains(':');
+        let servers_echoes = || -> u64 {
+            (1..=3)
+                .map(|n| net.echo_requests_received(Host::Backend(n), v6))
+                .sum()
+        };
+        let lb_before = net.echo_requests_received(Host::Balancer, v6);
+        let servers_before = servers_echoes();
         assert_eq!(
             net.ping(Host::Client, vip, 3, secs(5)).unwrap(),
             [vip.to_string()]
         );
+        assert_eq!(
+            net.echo_requests_received(Host::Balancer, v6),
+            lb_before,
+            "lb itself answered pings to {vip}"
+        );
+        let servers_after = servers_echoes();
+        assert!(
+            servers_after >= servers_before + 3,
+            "the servers received {} of the 3 pings to {vip}",
+            servers_after - servers_before
+        );
     }
-    assert!(
-        master.stop(&net).is_some_and(|s| s.success()),
-        "{}",
-        master.log(&net)
-    );
+    master.stop_cleanly(&net);
+}
+
+/// A server's ICMP error about a balanced flow (port unreachable: nothing listens on the
+/// port) reaches the client rewritten back: from the VIP, quoting the datagram the client
+/// sent to the VIP (else the client's kernel would not give it to the socket).
+fn a_servers_icmp_error_reaches_the_client_from_the_vip(mode: Mode) {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let master = Master::start(&net, &base_config_in(&net, mode, ""), &[]);
+    for (vip, expected) in [(VIP4, "type=3 code=3"), (VIP6, "type=1 code=4")] {
+        let out = net.exec_timeout(
+            Host::Client,
+            &["python3", "-c", ICMP_ERROR_PY, vip, "9", "5"],
+            secs(15),
+        );
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            describe(&format!("UDP to {vip} port 9"), &out)
+        );
+        assert_eq!(
+            stdout.trim(),
+            format!("{expected} from={vip}"),
+            "the port unreachable about {vip} port 9"
+        );
+    }
+    master.stop_cleanly(&net);
+}
+
+#[test]
+fn a_servers_icmp_error_reaches_the_client_from_the_vip_userspace() {
+    a_servers_icmp_error_reaches_the_client_from_the_vip(Mode::Userspace);
+}
+
+#[test]
+fn a_servers_icmp_error_reaches_the_client_from_the_vip_kernel() {
+    a_servers_icmp_error_reaches_the_client_from_the_vip(Mode::Kernel);
 }
 
 fn client_stickiness_keeps_each_client_on_one_server(mode: Mode) {
@@ -86,7 +176,7 @@ fn client_stickiness_keeps_each_client_on_one_server(mode: Mode) {
         .curl_from(Host::Router, &http_url(VIP4, HTTP_PORT, "/"), secs(5))
         .unwrap();
     assert_eq!(other, "backend=b2\n");
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 fn weighted_spreads_open_connections_by_weight(mode: Mode) {
@@ -106,6 +196,7 @@ fn weighted_spreads_open_connections_by_weight(mode: Mode) {
         BACKEND6[2],
         net.dir().display()
     );
+    let config = config + &own_paths(&net, "");
     let master = Master::start(&net, &config, &[]);
     for vip in [VIP4, VIP6] {
         // Connections held open at once: least connections per unit of weight gives 6/4/2.
@@ -118,7 +209,7 @@ fn weighted_spreads_open_connections_by_weight(mode: Mode) {
         .into();
         assert_eq!(spread, expected, "open connections to {vip}");
     }
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 fn maglev_uses_every_server(mode: Mode) {
@@ -138,7 +229,7 @@ fn maglev_uses_every_server(mode: Mode) {
         ));
         assert_eq!(spread.len(), 3, "30 flows to {vip} went to {spread:?}");
     }
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 /// The backend that answers a new connection from the client's source port `port`.
@@ -201,11 +292,7 @@ fn maglev_choices_survive_a_restart(mode: Mode) {
     let config = base_config_in(&net, mode, "strategy=maglev\nstickiness=flow\n");
     let master = Master::start(&net, &config, &[]);
     let first = maglev_choices(&net);
-    assert!(
-        master.stop(&net).is_some_and(|s| s.success()),
-        "{}",
-        master.log(&net)
-    );
+    master.stop_cleanly(&net);
     for vip in [VIP4, VIP6] {
         let used: BTreeSet<&String> = first
             .iter()
@@ -223,7 +310,7 @@ fn maglev_choices_survive_a_restart(mode: Mode) {
             "a flow went to another backend after the restart"
         );
     }
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 fn path_mtu_discovery_works_through_the_balancer(mode: Mode) {
@@ -257,7 +344,7 @@ fn path_mtu_discovery_works_through_the_balancer(mode: Mode) {
             "b1's route to {client}: {route}"
         );
     }
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 #[test]

@@ -257,4 +257,19 @@ fn helpers_parse() {
     assert_eq!(http_url(VIP6, 80, "/"), "http://[fd00:100::1]:80/");
     assert_eq!(backend4(2), BACKEND4[1]);
     assert_eq!(backend6(4), BACKEND6[3]);
+
+    let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nIcmp: InMsgs InErrors InEchos\n\
+                Icmp: 9 0 7\nIcmpMsg: InType0\nIcmpMsg: 2\n";
+    assert_eq!(snmp_value(snmp, "Icmp:", "InEchos"), Some(7));
+    assert_eq!(snmp_value(snmp, "Icmp:", "OutEchos"), None);
+    let snmp6 = "Ip6InReceives                   \t12\nIcmp6InEchos                    \t5\n";
+    assert_eq!(snmp6_value(snmp6, "Icmp6InEchos"), Some(5));
+    assert_eq!(snmp6_value(snmp6, "Icmp6InEchoReplies"), None);
+
+    assert_eq!(
+        support::balancer::parse_cpu_list("0-3,6,8-9"),
+        Some(vec![0, 1, 2, 3, 6, 8, 9])
+    );
+    assert_eq!(support::balancer::parse_cpu_list("2"), Some(vec![2]));
+    assert_eq!(support::balancer::parse_cpu_list("x"), None);
 }

@@ -93,7 +93,7 @@ fn original_style_ipv4_script() {
             backend("198.19.0.13", 2)
         ]
     );
-    assert_eq!(config.worker_cores(8), Ok(0..=1));
+    assert_eq!(config.worker_cores(&[0, 1, 2, 3, 4, 5, 6, 7]), Ok(0..=1));
     assert_eq!(config.strategy, Strategy::Weighted);
     assert_eq!(config.broadcast, Some("198.19.255.255".parse().unwrap()));
     assert_eq!(config.rules, Rules::Manual);

@@ -1,6 +1,9 @@
 //! Running loaded-master inside a TestNet's balancer namespace.
 
 use super::*;
+use std::fs;
+use std::path::PathBuf;
+use std::process::ExitStatus;
 
 /// The master binary under test; the worker and prober are built next to it.
 pub fn master_binary() -> &'static str {
@@ -42,7 +45,26 @@ pub fn base_config_in(net: &TestNet, mode: Mode, extra: &str) -> String {
     }
     config.push_str(&format!("pidfile={}/loaded.pid\n", net.dir().display()));
     config.push_str(extra);
+    config.push_str(&own_paths(net, extra));
     config
+}
+
+/// `chroot=` and `log_socket=` lines in the test's own directory, for the keys `extra`
+/// does not set: a test never touches the host's /var/run/empty or /dev/log. Nothing
+/// listens on the log socket unless the test binds it; the master logs to stderr anyway.
+pub fn own_paths(net: &TestNet, extra: &str) -> String {
+    let sets = |key: &str| extra.lines().any(|l| l.trim_start().starts_with(key));
+    let mut lines = String::new();
+    if !sets("chroot=") {
+        lines.push_str(&format!("chroot={}/empty\n", net.dir().display()));
+    }
+    if !sets("log_socket=") {
+        lines.push_str(&format!(
+            "log_socket={}/no-syslog.sock\n",
+            net.dir().display()
+        ));
+    }
+    lines
 }
 
 pub struct Master {
@@ -50,11 +72,35 @@ pub struct Master {
     pub config: PathBuf,
 }
 
-/// The number of workers a master starts by default (one per core).
+/// The number of workers a master started by this process starts by default: one per
+/// core of the run of CPUs it may use (Cpus_allowed_list, inherited by the master).
 pub fn worker_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    let status = fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/self/status");
+    let allowed = parse_cpu_list(list.trim())
+        .unwrap_or_else(|| panic!("Cpus_allowed_list {list:?} is not a CPU list"));
+    let cores = loaded_proto::config::choose_worker_cores(None, None, &allowed)
+        .unwrap_or_else(|e| panic!("{e}"));
+    cores.count()
+}
+
+/// `0-3,6` as [0, 1, 2, 3, 6].
+pub fn parse_cpu_list(list: &str) -> Option<Vec<u16>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (start, end): (u16, u16) = match part.split_once('-') {
+            Some((start, end)) => (start.parse().ok()?, end.parse().ok()?),
+            None => {
+                let cpu = part.parse().ok()?;
+                (cpu, cpu)
+            }
+        };
+        cpus.extend(start..=end);
+    }
+    Some(cpus)
 }
 
 impl Master {
@@ -113,6 +159,40 @@ impl Master {
         net.terminate(self.pid);
         net.wait_exit(self.pid, secs(10))
     }
+
+    /// SIGTERM; asserts that the master exits with status 0 within 10 s and leaves
+    /// nothing behind (`assert_balancer_gone`).
+    pub fn stop_cleanly(&self, net: &TestNet) {
+        let status = self.stop(net);
+        let log = self.log(net);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "loaded-master did not stop cleanly ({status:?}); its output:\n{log}"
+        );
+        assert_balancer_gone(net);
+    }
+}
+
+/// Nothing of the balancer is left in lb: no loaded-* process, no LOADED chain or rule in
+/// iptables/ip6tables (mangle), no `inet loaded` nftables table, no bound queue. Every
+/// listing must succeed (a failing listing fails the test, it does not pass as empty).
+pub fn assert_balancer_gone(net: &TestNet) {
+    for name in ["loaded-master", "loaded-worker", "loaded-prober"] {
+        let left = children_named(net, name);
+        assert!(left.is_empty(), "{name} still runs in lb: {left:?}");
+    }
+    let rules = mangle_rules(net);
+    assert!(
+        !rules.contains("LOADED"),
+        "the balancer's iptables rules are left in lb:\n{rules}"
+    );
+    let ruleset = nft_ruleset(net);
+    assert!(
+        !ruleset.contains("table inet loaded"),
+        "the balancer's nftables table is left in lb:\n{ruleset}"
+    );
+    let queues = net.nfqueues();
+    assert!(queues.is_empty(), "queues still bound in lb: {queues:?}");
 }
 
 /// The pids of the master's children, by their command name.

@@ -1,6 +1,6 @@
 //! The totals each worker logs when it stops (`worker/N: stopping: 12 packets, ...`).
 
-use super::balancer::{worker_count, Master};
+use super::balancer::{assert_balancer_gone, worker_count, Master};
 use super::TestNet;
 use std::collections::HashMap;
 
@@ -33,6 +33,7 @@ pub fn stop_and_sum_summaries(net: &TestNet, master: &Master) -> HashMap<String,
         status.is_some_and(|s| s.success()),
         "loaded-master did not stop cleanly ({status:?}); its output:\n{log}"
     );
+    assert_balancer_gone(net);
     let summaries = worker_summaries(&log);
     let mut workers: Vec<&str> = summaries.iter().map(|(w, _)| w.as_str()).collect();
     workers.sort();

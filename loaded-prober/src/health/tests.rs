@@ -6,7 +6,11 @@ use super::icmp::{collect_replies, echo_round, EchoTarget, IcmpSocket};
 use super::round::run_round;
 use super::tcp_connect::{connect_all, ConnectOutcome};
 use super::*;
+use nix::sys::socket::{
+    getsockname, setsockopt, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
+};
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 const V4: &str = "127.0.0.1";
@@ -24,13 +28,50 @@ fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
-/// A port nobody listens on: bound once by us, then released.
-fn closed_port(addr: IpAddr) -> u16 {
-    TcpListener::bind((addr, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port nobody listens on and nobody else can take while the value lives: bound, never
+/// listening, so connections to it are refused. SO_REUSEPORT lets the test itself listen
+/// on the port (`listen_on`) and stop again without ever releasing it.
+struct ClosedPort {
+    _socket: OwnedFd,
+    port: u16,
+}
+
+fn reuse_port_socket(addr: IpAddr, port: u16) -> OwnedFd {
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let socket = nix::sys::socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+        .expect("a TCP socket");
+    setsockopt(&socket, sockopt::ReusePort, &true).expect("SO_REUSEPORT");
+    nix::sys::socket::bind(
+        socket.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(addr, port)),
+    )
+    .unwrap_or_else(|e| panic!("bind {addr} port {port}: {e}"));
+    socket
+}
+
+fn closed_port(addr: IpAddr) -> ClosedPort {
+    let socket = reuse_port_socket(addr, 0);
+    let bound: SockaddrStorage = getsockname(socket.as_raw_fd()).expect("getsockname");
+    let port = bound
+        .as_sockaddr_in()
+        .map(|a| a.port())
+        .or_else(|| bound.as_sockaddr_in6().map(|a| a.port()))
+        .expect("an inet address");
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
+}
+
+/// A listener on a port that a `ClosedPort` holds; dropping it closes the port again.
+fn listen_on(addr: IpAddr, port: &ClosedPort) -> OwnedFd {
+    let socket = reuse_port_socket(addr, port.port);
+    nix::sys::socket::listen(&socket, Backlog::new(8).expect("a backlog")).expect("listen");
+    socket
 }
 
 fn config_with(server: IpAddr, port: u16) -> Config {
@@ -137,11 +178,12 @@ fn replies_with_another_cookie_or_sequence_are_not_ours() {
 fn connect_reports_listening_and_closed_ports() {
     let listener4 = TcpListener::bind((ip(V4), 0)).unwrap();
     let listener6 = TcpListener::bind((ip(V6), 0)).unwrap();
+    let (closed4, closed6) = (closed_port(ip(V4)), closed_port(ip(V6)));
     let targets = [
         listener4.local_addr().unwrap(),
         listener6.local_addr().unwrap(),
-        SocketAddr::new(ip(V4), closed_port(ip(V4))),
-        SocketAddr::new(ip(V6), closed_port(ip(V6))),
+        SocketAddr::new(ip(V4), closed4.port),
+        SocketAddr::new(ip(V6), closed6.port),
     ];
     let outcomes = connect_all(&targets, SHORT);
     assert_eq!(
@@ -219,7 +261,8 @@ fn a_round_passes_a_pinging_listening_server() {
 fn a_round_fails_a_closed_port_as_refused() {
     require_root();
     for addr in [ip(V4), ip(V6)] {
-        let config = config_with(addr, closed_port(addr));
+        let closed = closed_port(addr);
+        let config = config_with(addr, closed.port);
         let mut sockets = ProbeSockets::open(&config).unwrap();
         let report = run_round(&RoundPlan::from_config(&config), &mut sockets);
         assert_eq!(report.servers, [(addr, Err(FailReason::ConnectRefused))]);
@@ -240,11 +283,11 @@ fn checker_takes_a_server_out_after_fall_and_back_after_rise() {
     require_root();
     let addr = ip(V4);
     let port = closed_port(addr);
-    let mut checker = HealthChecker::new(&config_with(addr, port)).unwrap();
+    let mut checker = HealthChecker::new(&config_with(addr, port.port)).unwrap();
     let backend = Backend { addr, weight: 1 };
     assert_eq!(checker.states(), [(backend, true)]);
 
-    let listener = TcpListener::bind((addr, port)).unwrap();
+    let listener = listen_on(addr, &port);
     assert_eq!(
         checker.check(),
         [Event::Confirmed { addr }],
@@ -262,7 +305,7 @@ fn checker_takes_a_server_out_after_fall_and_back_after_rise() {
     assert_eq!(checker.check(), [], "already down: nothing new");
     assert_eq!(checker.states(), [(backend, false)]);
 
-    let _listener = TcpListener::bind((addr, port)).unwrap();
+    let _listener = listen_on(addr, &port);
     assert_eq!(checker.check(), []);
     assert_eq!(checker.check(), [Event::Up { addr }]);
     assert_eq!(checker.check(), []);

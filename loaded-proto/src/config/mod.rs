@@ -5,6 +5,7 @@
 //! assignments of names loaded knows are read, the rest belongs to the script. Any other file
 //! is ours, and every line in it must mean something.
 
+mod cores;
 mod duration;
 mod error;
 mod keys;
@@ -16,6 +17,7 @@ mod validate;
 mod values;
 mod warning;
 
+pub use cores::{choose_worker_cores, CoresError};
 pub use duration::DurationError;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{default_check_timeout, Config, Rules, ScriptSettings};

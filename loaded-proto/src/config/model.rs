@@ -1,5 +1,6 @@
 //! The settings in effect, as every process of loaded sees them.
 
+use super::cores::{choose_worker_cores, CoresError};
 use super::duration::InConfig;
 use crate::balancing::{Backend, IpNet, Stickiness, Strategy};
 use crate::forwarding::Forward;
@@ -82,9 +83,9 @@ pub struct Config {
     pub flow_timeout: Duration,
     /// Packets the kernel may hold per NFQUEUE before dropping.
     pub nfq_len: u32,
-    /// Unset means the first online core.
+    /// Unset means the lowest CPU the master may run on (its affinity).
     pub first_core: Option<u16>,
-    /// Unset means the last online core.
+    /// Unset means the end of the run of consecutive allowed CPUs from the first core.
     pub last_core: Option<u16>,
     pub rules: Rules,
     /// Who rewrites the balanced packets: the workers, or nftables with the workers'
@@ -199,20 +200,10 @@ impl Config {
         Ok(())
     }
 
-    /// The cores that get a worker, which are also the NFQUEUE numbers.
-    pub fn worker_cores(&self, online_cores: u16) -> Result<RangeInclusive<u16>, String> {
-        let first = self.first_core.unwrap_or(0);
-        let last = match self.last_core {
-            Some(last) => last,
-            None if online_cores == 0 => return Err("no online cores".to_owned()),
-            None => online_cores - 1,
-        };
-        if first > last {
-            return Err(format!(
-                "FIRST_CORE={first} is above the last core {last} (this machine has {online_cores} online)"
-            ));
-        }
-        Ok(first..=last)
+    /// The cores that get a worker, which are also the NFQUEUE numbers: FIRST_CORE to
+    /// LAST_CORE within `allowed`, the CPUs the master may run on (see `cores`).
+    pub fn worker_cores(&self, allowed: &[u16]) -> Result<RangeInclusive<u16>, CoresError> {
+        choose_worker_cores(self.first_core, self.last_core, allowed)
     }
 }
 
@@ -241,8 +232,13 @@ impl fmt::Display for Config {
         writeln!(f, "max_flows={}", self.max_flows)?;
         writeln!(f, "flow_timeout={}", self.flow_timeout.as_secs())?;
         writeln!(f, "nfq_len={}", self.nfq_len)?;
-        write_core(f, "FIRST_CORE", self.first_core, "the first online core")?;
-        write_core(f, "LAST_CORE", self.last_core, "the last online core")?;
+        write_core(f, "FIRST_CORE", self.first_core, "the lowest allowed CPU")?;
+        write_core(
+            f,
+            "LAST_CORE",
+            self.last_core,
+            "the end of the allowed CPUs from there",
+        )?;
         writeln!(f, "rules={}", self.rules)?;
         writeln!(f, "forward={}", self.forward)?;
         writeln!(f, "port_alive={}", self.port_alive)?;
@@ -411,14 +407,16 @@ mod tests {
     #[test]
     fn worker_cores_default_to_all_online() {
         let mut config = dual_stack();
-        assert_eq!(config.worker_cores(4), Ok(0..=3));
+        let four = [0, 1, 2, 3];
+        assert_eq!(config.worker_cores(&four), Ok(0..=3));
+        assert_eq!(config.worker_cores(&[2, 3]), Ok(2..=3));
         config.first_core = Some(1);
-        assert_eq!(config.worker_cores(4), Ok(1..=3));
+        assert_eq!(config.worker_cores(&four), Ok(1..=3));
         config.last_core = Some(2);
-        assert_eq!(config.worker_cores(4), Ok(1..=2));
+        assert_eq!(config.worker_cores(&four), Ok(1..=2));
         config.first_core = Some(5);
         config.last_core = None;
-        assert!(config.worker_cores(4).is_err());
+        assert!(config.worker_cores(&four).is_err());
     }
 
     #[test]
@@ -442,7 +440,7 @@ mod tests {
             "max_flows=1048576",
             "flow_timeout=300",
             "nfq_len=8192",
-            "# FIRST_CORE not set: the first online core",
+            "# FIRST_CORE not set: the lowest allowed CPU",
             "rules=auto",
             "forward=userspace",
             "port_alive=80",

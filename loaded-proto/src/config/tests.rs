@@ -222,7 +222,7 @@ log_socket = /run/systemd/journal/dev-log
     assert_eq!(config.max_flows, 2048);
     assert_eq!(config.flow_timeout, Duration::from_secs(60));
     assert_eq!(config.nfq_len, 4096);
-    assert_eq!(config.worker_cores(8), Ok(0..=1));
+    assert_eq!(config.worker_cores(&[0, 1, 2, 3, 4, 5, 6, 7]), Ok(0..=1));
     assert_eq!(config.rules, Rules::Manual);
     assert_eq!(config.port_alive, 443);
     assert_eq!(config.check_timeout, Duration::from_secs(1));
@@ -487,7 +487,7 @@ fn cores_must_be_in_order() {
         ["test.conf:4: LAST_CORE=1 is below FIRST_CORE=3 (line 3)"]
     );
     assert_eq!(
-        parse(&format!("{MINIMAL}FIRST_CORE=2\nLAST_CORE=2\n")).worker_cores(4),
+        parse(&format!("{MINIMAL}FIRST_CORE=2\nLAST_CORE=2\n")).worker_cores(&[0, 1, 2, 3]),
         Ok(2..=2)
     );
 }
