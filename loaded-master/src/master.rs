@@ -19,6 +19,7 @@ use loaded_proto::balancing::IpNet;
 use loaded_proto::config::{Checked, Config, ConfigWarning, Rules};
 use loaded_proto::flow_table;
 use loaded_proto::forwarding::Forward;
+use loaded_proto::roles;
 use loaded_proto::wire::Family;
 use signal_hook_mio::v1_0::Signals;
 use std::net::IpAddr;
@@ -406,8 +407,8 @@ fn prepare_chroot(path: &Path) -> Result<(), String> {
 fn child_binaries() -> Result<(PathBuf, PathBuf), String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
     let dir = me.parent().unwrap_or(Path::new("/"));
-    let worker = dir.join("loaded-worker");
-    let prober = dir.join("loaded-prober");
+    let worker = dir.join(roles::Role::Worker.entry().binary);
+    let prober = dir.join(roles::Role::Prober.entry().binary);
     for binary in [&worker, &prober] {
         if !binary.exists() {
             return Err(format!(

@@ -6,7 +6,7 @@
 //! socket (the binding died with the old one). A child that keeps dying stops the whole
 //! balancer rather than flapping forever.
 
-use crate::kernel_mode::KernelForwarding;
+use crate::kernel_mode::{KernelForwarding, UntrustedServer};
 use crate::log_budget::{self, LogBudget};
 use crate::queue_drops::{self, DropWatch};
 use crate::queues;
@@ -17,6 +17,7 @@ use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
 use loaded_proto::message::{BackendUpdate, Message};
+use loaded_proto::roles::{self, OutOfPlace, Role as ProcRole};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -25,6 +26,7 @@ use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::{BTreeSet, HashMap};
+use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -444,13 +446,19 @@ impl Supervisor {
                 child.ready_deadline = None;
             }
             let verdict = match result {
-                Ok((message, _)) => match child.role {
-                    Role::Worker { index, .. } => dispatch_worker(&name, index, message),
-                    Role::Prober => dispatch_prober(&name, message),
-                },
+                // The table first: nothing out of place is looked into.
+                Ok((message, _)) => {
+                    match roles::permit(child.role.proc(), ProcRole::Master, &message) {
+                        Err(refused) => Err(ChannelEnd::OutOfPlace(refused)),
+                        Ok(()) => match child.role {
+                            Role::Worker { index, .. } => dispatch_worker(&name, index, message),
+                            Role::Prober => dispatch_prober(&name, message),
+                        },
+                    }
+                }
                 Err(e) if e.would_block() => return false,
-                Err(ChannelError::Closed) => Err("closed its channel".to_string()),
-                Err(e) => Err(e.to_string()),
+                Err(ChannelError::Closed) => Err(ChannelEnd::Closed),
+                Err(e) => Err(ChannelEnd::Broken(e)),
             };
             let verdict = match verdict {
                 Ok(Some(Action::Relink(worker))) => {
@@ -459,7 +467,7 @@ impl Supervisor {
                 }
                 // Userspace mode needs nothing: the workers hear of changes directly.
                 Ok(Some(Action::BackendChange(update))) => match self.kernel.as_mut() {
-                    Some(kernel) => kernel.on_change(update).map_err(|e| e.to_string()),
+                    Some(kernel) => kernel.on_change(update).map_err(ChannelEnd::Untrusted),
                     None => Ok(()),
                 },
                 Ok(None) => Ok(()),
@@ -475,7 +483,7 @@ impl Supervisor {
                         .registry()
                         .deregister(&mut SourceFd(&channel.as_raw_fd()));
                 }
-                if reason != "closed its channel" {
+                if !matches!(reason, ChannelEnd::Closed) {
                     log::error!("{name}: {reason}; ending it");
                 }
                 let _ = kill(child.pid, Signal::SIGKILL);
@@ -666,23 +674,62 @@ enum Action {
     BackendChange(BackendUpdate),
 }
 
-/// What a worker may say to the master.
-fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Action>, String> {
+/// Why the master ends a child's channel (and the child with it).
+#[derive(Debug)]
+enum ChannelEnd {
+    /// The child closed it: it is exiting, SIGCHLD follows.
+    Closed,
+    /// It did not decode, or came with the wrong descriptors.
+    Broken(ChannelError),
+    /// A message the child's role may not send to the master.
+    OutOfPlace(OutOfPlace),
+    /// A worker spoke of another worker's link.
+    NotItsLink { worker: u32 },
+    /// The prober added a server it had no business adding.
+    Untrusted(UntrustedServer),
+}
+
+impl fmt::Display for ChannelEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelEnd::Closed => f.write_str("closed its channel"),
+            ChannelEnd::Broken(e) => e.fmt(f),
+            ChannelEnd::OutOfPlace(e) => e.fmt(f),
+            ChannelEnd::NotItsLink { worker } => {
+                write!(f, "LinkLost of worker {worker}'s link, not its own")
+            }
+            ChannelEnd::Untrusted(e) => e.fmt(f),
+        }
+    }
+}
+
+/// What a dispatcher that the table let `message` through has no arm for: the same.
+fn out_of_place(from: ProcRole, message: &Message) -> ChannelEnd {
+    ChannelEnd::OutOfPlace(OutOfPlace {
+        from,
+        to: ProcRole::Master,
+        kind: message.kind(),
+    })
+}
+
+/// What a worker may say to the master (the table let it through).
+fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Action>, ChannelEnd> {
     match handle_any_child(name, message) {
         None => Ok(None),
         // A worker may only speak of its own link.
         Some(Message::LinkLost { worker }) if worker == index => Ok(Some(Action::Relink(worker))),
-        Some(other) => Err(format!("unexpected {} message", other.kind())),
+        Some(Message::LinkLost { worker }) => Err(ChannelEnd::NotItsLink { worker }),
+        Some(other) => Err(out_of_place(ProcRole::Worker, &other)),
     }
 }
 
-/// What the prober may say to the master.
-fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, String> {
+/// What the prober may say to the master (the table let it through).
+fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, ChannelEnd> {
     match handle_any_child(name, message) {
         None => Ok(None),
         Some(Message::LinkLost { worker }) => Ok(Some(Action::Relink(worker))),
         Some(Message::BackendChange { update }) => Ok(Some(Action::BackendChange(update))),
-        Some(other) => Err(format!("unexpected {} message", other.kind())),
+        Some(other) => Err(out_of_place(ProcRole::Prober, &other)),
     }
 }
 
@@ -691,6 +738,8 @@ fn handle_any_child(name: &str, message: Message) -> Option<Message> {
     match message {
         Message::Log { level, text } => syslog_sink::log_line(level, name, &text),
         Message::Ready => log::info!("{name} is ready"),
+        // The heartbeat's time is taken where the message is read.
+        Message::Pong => {}
         other => return Some(other),
     }
     None

@@ -13,6 +13,7 @@ use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
 use loaded_proto::message::{BackendState, BackendUpdate, Message};
 use loaded_proto::reload::HealthSettings;
+use loaded_proto::roles::{self, Role};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -24,12 +25,14 @@ use std::time::{Duration, Instant};
 const MASTER: Token = Token(usize::MAX);
 
 pub fn run() -> i32 {
-    let (_args, channel) =
-        loaded_proto::child::start(caps::Capability::CAP_NET_RAW, crate::sandbox::rules());
+    let (_args, channel) = loaded_proto::child::start(Role::Prober);
     let (config, withdrawn) = match channel.recv() {
         Ok((Message::ProberSetup { config, withdrawn }, _)) => (config, withdrawn),
         Ok((other, _)) => {
-            log::error!("expected ProberSetup, got {}", other.kind());
+            match roles::permit(Role::Master, Role::Prober, &other) {
+                Err(e) => log::error!("{e}; ending the channel"),
+                Ok(()) => log::error!("expected ProberSetup, got {}", other.kind()),
+            }
             return 1;
         }
         Err(e) => {
@@ -164,7 +167,10 @@ impl Prober {
     fn drain_master(&mut self) -> Result<bool, String> {
         loop {
             match self.master.recv() {
-                Ok((message, fds)) => match message {
+                Ok((message, fds)) => match roles::permit(Role::Master, Role::Prober, &message)
+                    .map(|()| message)
+                    .map_err(|refused| format!("{refused}; ending the channel"))?
+                {
                     Message::Shutdown => return Ok(true),
                     Message::ProberLink { worker } => {
                         let fd = fds
@@ -175,11 +181,19 @@ impl Prober {
                             .map_err(|e| format!("cannot use the link to worker {worker}: {e}"))?;
                     }
                     Message::ProberReconfigure { settings } => self.reconfigure(&settings),
+                    // From the main loop: an answer proves the loop turns (a round that
+                    // hangs is a prober that hangs).
+                    Message::Ping => {
+                        if let Err(e) = self.master.try_send(&Message::Pong) {
+                            log::warn!("cannot answer the heartbeat: {e}");
+                        }
+                    }
                     #[cfg(feature = "seccomp-test")]
                     Message::TrySyscallForTest => crate::sandbox::try_forbidden_syscall(),
+                    // The setup came first and only once.
                     other => {
                         return Err(format!(
-                            "unexpected {} message from the master",
+                            "a second {} from the master; ending the channel",
                             other.kind()
                         ))
                     }
@@ -256,14 +270,14 @@ impl Prober {
                 return;
             };
             match link.recv() {
-                Ok((Message::SnapshotRequest, _)) => snapshot_asked = true,
-                Ok((other, _)) => {
-                    log::error!(
-                        "unexpected {} message from worker {worker}: closing its link",
-                        other.kind()
-                    );
-                    self.lose_link(worker);
-                    return;
+                Ok((message, _)) => {
+                    if let Err(refused) = roles::permit(Role::Worker, Role::Prober, &message) {
+                        log::error!("worker {worker}: {refused}; closing its link");
+                        self.lose_link(worker);
+                        return;
+                    }
+                    // All a worker may send us.
+                    snapshot_asked |= message == Message::SnapshotRequest;
                 }
                 Err(e) if e.would_block() => {
                     more = false;

@@ -27,7 +27,7 @@ pub enum ChannelError {
     /// The bytes are not exactly one valid message.
     Decode(String),
     WrongFdCount {
-        kind: &'static str,
+        kind: crate::message::MessageKind,
         expected: usize,
         received: usize,
     },

@@ -67,6 +67,11 @@ pub enum Message {
     WorkerReconfigure { settings: Box<BalancingSettings> },
     /// master -> prober, after a reload: the new servers and health-check settings.
     ProberReconfigure { settings: Box<HealthSettings> },
+    /// master -> child, every `HEARTBEAT_INTERVAL`: answer Pong from your main loop. A
+    /// child that does not answer in time hangs (or is stopped) and is killed.
+    Ping,
+    /// child -> master: the answer to a Ping.
+    Pong,
     /// master -> worker and master -> prober, only in test builds (feature `seccomp-test`,
     /// sent on SIGUSR2): make a system call that the child's seccomp allow-list forbids,
     /// which must kill it. Last, so that it shifts no other variant's encoding.
@@ -106,25 +111,78 @@ impl Message {
         }
     }
 
-    /// Short name for logs, never the contents (a Log message's text could be long).
-    pub fn kind(&self) -> &'static str {
+    /// What kind of message it is: what the proc table speaks of, and what logs name (never
+    /// the contents: a Log message's text could be long).
+    pub fn kind(&self) -> MessageKind {
         match self {
-            Message::WorkerSetup { .. } => "WorkerSetup",
-            Message::ProberSetup { .. } => "ProberSetup",
-            Message::Ready => "Ready",
-            Message::Log { .. } => "Log",
-            Message::Shutdown => "Shutdown",
-            Message::ProberLink { .. } => "ProberLink",
-            Message::BackendSnapshot { .. } => "BackendSnapshot",
-            Message::BackendUpdate { .. } => "BackendUpdate",
-            Message::BackendChange { .. } => "BackendChange",
-            Message::SnapshotRequest => "SnapshotRequest",
-            Message::LinkLost { .. } => "LinkLost",
-            Message::WorkerReconfigure { .. } => "WorkerReconfigure",
-            Message::ProberReconfigure { .. } => "ProberReconfigure",
+            Message::WorkerSetup { .. } => MessageKind::WorkerSetup,
+            Message::ProberSetup { .. } => MessageKind::ProberSetup,
+            Message::Ready => MessageKind::Ready,
+            Message::Log { .. } => MessageKind::Log,
+            Message::Shutdown => MessageKind::Shutdown,
+            Message::ProberLink { .. } => MessageKind::ProberLink,
+            Message::BackendSnapshot { .. } => MessageKind::BackendSnapshot,
+            Message::BackendUpdate { .. } => MessageKind::BackendUpdate,
+            Message::BackendChange { .. } => MessageKind::BackendChange,
+            Message::SnapshotRequest => MessageKind::SnapshotRequest,
+            Message::LinkLost { .. } => MessageKind::LinkLost,
+            Message::WorkerReconfigure { .. } => MessageKind::WorkerReconfigure,
+            Message::ProberReconfigure { .. } => MessageKind::ProberReconfigure,
+            Message::Ping => MessageKind::Ping,
+            Message::Pong => MessageKind::Pong,
             #[cfg(feature = "seccomp-test")]
-            Message::TrySyscallForTest => "TrySyscallForTest",
+            Message::TrySyscallForTest => MessageKind::TrySyscallForTest,
         }
+    }
+}
+
+/// A message's variant without its contents (see `roles`, which says who may send which).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    WorkerSetup,
+    ProberSetup,
+    Ready,
+    Log,
+    Shutdown,
+    ProberLink,
+    BackendSnapshot,
+    BackendUpdate,
+    BackendChange,
+    SnapshotRequest,
+    LinkLost,
+    WorkerReconfigure,
+    ProberReconfigure,
+    Ping,
+    Pong,
+    #[cfg(feature = "seccomp-test")]
+    TrySyscallForTest,
+}
+
+impl MessageKind {
+    pub const ALL: &'static [MessageKind] = &[
+        MessageKind::WorkerSetup,
+        MessageKind::ProberSetup,
+        MessageKind::Ready,
+        MessageKind::Log,
+        MessageKind::Shutdown,
+        MessageKind::ProberLink,
+        MessageKind::BackendSnapshot,
+        MessageKind::BackendUpdate,
+        MessageKind::BackendChange,
+        MessageKind::SnapshotRequest,
+        MessageKind::LinkLost,
+        MessageKind::WorkerReconfigure,
+        MessageKind::ProberReconfigure,
+        MessageKind::Ping,
+        MessageKind::Pong,
+        #[cfg(feature = "seccomp-test")]
+        MessageKind::TrySyscallForTest,
+    ];
+}
+
+impl std::fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
     }
 }
 

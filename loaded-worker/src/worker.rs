@@ -9,11 +9,11 @@ use loaded_proto::channel::Channel;
 use loaded_proto::config::Config;
 use loaded_proto::flow_table::SharedFlowTable;
 use loaded_proto::message::Message;
+use loaded_proto::roles::{self, Role};
 use std::os::fd::{AsFd, OwnedFd};
 
 pub fn run() -> i32 {
-    let (args, channel) =
-        loaded_proto::child::start(caps::Capability::CAP_NET_ADMIN, crate::sandbox::rules());
+    let (args, channel) = loaded_proto::child::start(Role::Worker);
     let (setup, fds) = match channel.recv() {
         Ok(received) => received,
         Err(e) => {
@@ -21,6 +21,10 @@ pub fn run() -> i32 {
             return 1;
         }
     };
+    if let Err(e) = roles::permit(Role::Master, Role::Worker, &setup) {
+        log::error!("{e}; ending the channel");
+        return 1;
+    }
     let Message::WorkerSetup {
         worker,
         queue,

@@ -62,6 +62,8 @@ fn main() -> std::io::Result<()> {
         Message::BackendChange {
             update: BackendUpdate::Up(server),
         },
+        Message::Ping,
+        Message::Pong,
     ];
     let dir = std::path::Path::new("corpus/message_codec");
     std::fs::create_dir_all(dir)?;
