@@ -41,6 +41,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const READY_DEADLINE: Duration = Duration::from_secs(15);
 /// Messages read from one child before the loop looks at everything else again.
 const MESSAGES_PER_WAKEUP: usize = 64;
+/// How often every ready child is sent a Ping, which its main loop answers with Pong.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// A worker that has not answered this long hangs (or is stopped): it is killed, and the
+/// normal supervision restarts it. Its loop answers between two bursts, within 10 ms even
+/// in a flood.
+const WORKER_HEARTBEAT_LIMIT: Duration = Duration::from_secs(10);
 /// How often the kernel's drop counters of our queues are read and growth is logged.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -66,6 +72,9 @@ struct Child {
     ready_deadline: Option<Instant>,
     /// How many of its log lines may still be relayed.
     log_budget: LogBudget,
+    /// Once ready: when it last answered (Ready or Pong); None once killed for not
+    /// answering.
+    last_answer: Option<Instant>,
 }
 
 pub struct Supervisor {
@@ -81,6 +90,8 @@ pub struct Supervisor {
     /// spent, so the loop comes back to them without waiting).
     unfinished_reads: Vec<Token>,
     queue_drops: DropWatch,
+    /// When the next Ping goes out.
+    next_ping: Instant,
     /// forward=kernel: acts on the prober's backend changes.
     kernel: Option<KernelForwarding>,
     reloader: Reloader,
@@ -125,6 +136,7 @@ impl Supervisor {
             pending_restarts: Vec::new(),
             unfinished_reads: Vec::new(),
             queue_drops: DropWatch::default(),
+            next_ping: Instant::now() + HEARTBEAT_INTERVAL,
             kernel,
             reloader,
         })
@@ -229,6 +241,7 @@ impl Supervisor {
                 ready: false,
                 ready_deadline: Some(Instant::now() + READY_DEADLINE),
                 log_budget: LogBudget::new(Instant::now()),
+                last_answer: None,
             },
         );
         Ok(())
@@ -258,6 +271,7 @@ impl Supervisor {
                 .as_ref()
                 .and_then(KernelForwarding::next_deadline)
                 .map_or(next_drop_report, |at| at.min(next_drop_report));
+            let wake_at = wake_at.min(self.next_ping);
             let wake_at = self
                 .pending_restarts
                 .iter()
@@ -324,6 +338,40 @@ impl Supervisor {
                 return Ok(exit);
             }
             self.kill_the_unready(Instant::now());
+            self.heartbeat(Instant::now());
+        }
+    }
+
+    /// Kills the ready children that stopped answering the heartbeat (SIGCHLD then
+    /// restarts them), and pings the others when it is time.
+    fn heartbeat(&mut self, now: Instant) {
+        if now < self.next_ping {
+            return;
+        }
+        self.next_ping = now + HEARTBEAT_INTERVAL;
+        let prober_limit = WORKER_HEARTBEAT_LIMIT + 2 * self.settings.config.check_timeout;
+        for child in self.children.values_mut() {
+            let Some(last_answer) = child.last_answer else {
+                continue;
+            };
+            // A round of checks blocks the prober's loop for up to one timeout per phase.
+            let limit = match child.role {
+                Role::Worker { .. } => WORKER_HEARTBEAT_LIMIT,
+                Role::Prober => prober_limit,
+            };
+            if now.saturating_duration_since(last_answer) >= limit {
+                log::error!(
+                    "{} (pid {}) did not answer the heartbeat for {} s; killing it",
+                    child.role.name(),
+                    child.pid,
+                    limit.as_secs()
+                );
+                let _ = kill(child.pid, Signal::SIGKILL);
+                child.last_answer = None;
+            } else if let Some(channel) = &child.channel {
+                // A full channel is a child that does not read: the limit catches it.
+                let _ = channel.try_send(&Message::Ping);
+            }
         }
     }
 
@@ -441,9 +489,16 @@ impl Supervisor {
                     log_budget::Verdict::Relay { .. } => {}
                 }
             }
-            if let Ok((Message::Ready, _)) = &result {
-                child.ready = true;
-                child.ready_deadline = None;
+            match &result {
+                Ok((Message::Ready, _)) if !child.ready => {
+                    child.ready = true;
+                    child.ready_deadline = None;
+                    child.last_answer = Some(Instant::now());
+                }
+                Ok((Message::Pong, _)) if child.last_answer.is_some() => {
+                    child.last_answer = Some(Instant::now());
+                }
+                _ => {}
             }
             let verdict = match result {
                 // The table first: nothing out of place is looked into.
