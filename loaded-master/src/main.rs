@@ -7,6 +7,7 @@
 //! `bounded_command`.
 
 mod bounded_command;
+mod child_errors;
 mod cli;
 mod config_file;
 mod conntrack;

@@ -273,7 +273,7 @@ fn run_daemon(
             log::info!("stopped");
             Ok(0)
         }
-        Ok(Exit::Failed(reason)) => Err(reason),
+        Ok(Exit::GaveUp(gave_up)) => Err(gave_up.to_string()),
         Err(e) => Err(e),
     }
 }

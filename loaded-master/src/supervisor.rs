@@ -6,7 +6,8 @@
 //! socket (the binding died with the old one). A child that keeps dying stops the whole
 //! balancer rather than flapping forever.
 
-use crate::kernel_mode::{KernelForwarding, UntrustedServer};
+use crate::child_errors::{ChannelEnd, Death, GaveUp, StartError};
+use crate::kernel_mode::KernelForwarding;
 use crate::log_budget::{self, LogBudget};
 use crate::queue_drops::{self, DropWatch};
 use crate::queues;
@@ -26,7 +27,6 @@ use nix::unistd::Pid;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use std::collections::{BTreeSet, HashMap};
-use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
@@ -117,8 +117,8 @@ pub fn handle_signals() -> io::Result<Signals> {
 pub enum Exit {
     /// SIGTERM or SIGINT.
     Stopped,
-    /// A child kept dying.
-    Failed(String),
+    /// A child never got ready, life after life.
+    GaveUp(GaveUp),
 }
 
 impl Supervisor {
@@ -143,11 +143,12 @@ impl Supervisor {
     }
 
     /// Starts a worker on an already bound queue socket; the master keeps no copy of it.
-    pub fn start_worker(&mut self, role: Role, queue_socket: nfq::Queue) -> io::Result<()> {
+    pub fn start_worker(&mut self, role: Role, queue_socket: nfq::Queue) -> Result<(), StartError> {
         let Role::Worker { index, queue, .. } = role else {
             unreachable!("start_worker is for workers");
         };
-        let spawned = spawn(&self.settings.worker_binary, &role, &self.settings.jail)?;
+        let spawned = spawn(&self.settings.worker_binary, &role, &self.settings.jail)
+            .map_err(StartError::Spawn)?;
         let setup = Message::WorkerSetup {
             worker: index,
             queue,
@@ -160,21 +161,25 @@ impl Supervisor {
         );
         drop(queue_socket);
         let name = role.name();
-        self.adopt(role, spawned.pid, spawned.channel)?;
-        sent.map_err(|e| io::Error::other(format!("{name}: cannot send its setup: {e}")))?;
+        self.adopt(role, spawned.pid, spawned.channel)
+            .map_err(StartError::Spawn)?;
+        sent.map_err(|source| StartError::SendSetup { name, source })?;
         self.link_prober_to_worker(index);
         Ok(())
     }
 
-    pub fn start_prober(&mut self) -> io::Result<()> {
+    pub fn start_prober(&mut self) -> Result<(), StartError> {
         let role = Role::Prober;
-        let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)?;
+        let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)
+            .map_err(StartError::Spawn)?;
         let sent = spawned.channel.send(&Message::ProberSetup {
             config: Box::new(self.settings.config.clone()),
             withdrawn: self.reloader.withdrawn(),
         });
-        self.adopt(role, spawned.pid, spawned.channel)?;
-        sent.map_err(|e| io::Error::other(format!("prober: cannot send its setup: {e}")))?;
+        let name = role.name();
+        self.adopt(role, spawned.pid, spawned.channel)
+            .map_err(StartError::Spawn)?;
+        sent.map_err(|source| StartError::SendSetup { name, source })?;
         let workers: Vec<u32> = self
             .children
             .values()
@@ -555,9 +560,9 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return None,
                 Ok(status) => status,
             };
-            let (pid, how) = match status {
-                WaitStatus::Exited(pid, code) => (pid, format!("exited with status {code}")),
-                WaitStatus::Signaled(pid, signal, _) => (pid, format!("was killed by {signal}")),
+            let (pid, death) = match status {
+                WaitStatus::Exited(pid, status) => (pid, Death::Exited { pid, status }),
+                WaitStatus::Signaled(pid, signal, _) => (pid, Death::Killed { pid, signal }),
                 _ => continue,
             };
             let Some(token) = self
@@ -582,20 +587,21 @@ impl Supervisor {
                 .entry(name.clone())
                 .or_default()
                 .died(Instant::now(), child.ready);
-            if let Some(exit) = self.after_death(child.role, &format!("(pid {pid}) {how}"), next) {
+            if let Some(exit) = self.after_death(child.role, death, next) {
                 return Some(exit);
             }
         }
     }
 
     /// Restarts a dead child at once or later, as its policy says; Some(exit) to give up.
-    fn after_death(&mut self, role: Role, what_happened: &str, next: Next) -> Option<Exit> {
+    fn after_death(&mut self, role: Role, what_happened: Death, next: Next) -> Option<Exit> {
         let name = role.name();
         match next {
-            Next::GiveUp { lives } => Some(Exit::Failed(format!(
-                "{name} {what_happened}; it never got ready in its last {lives} lives, so the \
-                 fault is in its setup: giving up"
-            ))),
+            Next::GiveUp { lives } => Some(Exit::GaveUp(GaveUp {
+                name,
+                last: what_happened,
+                lives,
+            })),
             Next::RestartAfter(delay) if delay.is_zero() => {
                 log::error!("{name} {what_happened}; restarting it");
                 self.restart(role)
@@ -647,12 +653,9 @@ impl Supervisor {
         let name = role.name();
         let started = match role {
             Role::Worker { queue, .. } => queues::open(queue, self.settings.queue_len)
-                .map_err(|e| e.to_string())
-                .and_then(|socket| {
-                    self.start_worker(role.clone(), socket)
-                        .map_err(|e| e.to_string())
-                }),
-            Role::Prober => self.start_prober().map_err(|e| e.to_string()),
+                .map_err(StartError::OpenQueue)
+                .and_then(|socket| self.start_worker(role.clone(), socket)),
+            Role::Prober => self.start_prober(),
         };
         if let Err(e) = started {
             let next = self
@@ -660,8 +663,7 @@ impl Supervisor {
                 .entry(name.clone())
                 .or_default()
                 .died(Instant::now(), false);
-            let what = format!("could not be started again ({e})");
-            return self.after_death(role, &what, next);
+            return self.after_death(role, Death::NotStarted(e), next);
         }
         None
     }
@@ -727,35 +729,6 @@ enum Action {
     Relink(u32),
     /// The prober saw a backend change (kernel mode acts on it).
     BackendChange(BackendUpdate),
-}
-
-/// Why the master ends a child's channel (and the child with it).
-#[derive(Debug)]
-enum ChannelEnd {
-    /// The child closed it: it is exiting, SIGCHLD follows.
-    Closed,
-    /// It did not decode, or came with the wrong descriptors.
-    Broken(ChannelError),
-    /// A message the child's role may not send to the master.
-    OutOfPlace(OutOfPlace),
-    /// A worker spoke of another worker's link.
-    NotItsLink { worker: u32 },
-    /// The prober added a server it had no business adding.
-    Untrusted(UntrustedServer),
-}
-
-impl fmt::Display for ChannelEnd {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ChannelEnd::Closed => f.write_str("closed its channel"),
-            ChannelEnd::Broken(e) => e.fmt(f),
-            ChannelEnd::OutOfPlace(e) => e.fmt(f),
-            ChannelEnd::NotItsLink { worker } => {
-                write!(f, "LinkLost of worker {worker}'s link, not its own")
-            }
-            ChannelEnd::Untrusted(e) => e.fmt(f),
-        }
-    }
 }
 
 /// What a dispatcher that the table let `message` through has no arm for: the same.
