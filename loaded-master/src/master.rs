@@ -110,6 +110,57 @@ fn run(
             queues::open(core, config.nfq_len).map_err(|e| e.to_string())?,
         ));
     }
+    let mut readiness = None;
+    let result = run_installed(
+        options,
+        config,
+        source,
+        &mut signals,
+        Acquired {
+            queue_sockets,
+            queues: cores,
+            user: (uid, gid),
+            worker_binary,
+            prober_binary,
+        },
+        &mut readiness,
+    );
+    // The rules and the kernel-mode table are gone by now (their guards dropped with
+    // `run_installed`): the start command hears of a failure once it is cleaned up.
+    if let (Err(e), Some(readiness)) = (&result, readiness.as_mut()) {
+        readiness.failed(e);
+    }
+    result
+}
+
+/// What `run` checked and opened before anything changes the system.
+struct Acquired {
+    queue_sockets: Vec<(u16, nfq::Queue)>,
+    queues: std::ops::RangeInclusive<u16>,
+    /// The children's uid and gid.
+    user: (u32, u32),
+    worker_binary: PathBuf,
+    prober_binary: PathBuf,
+}
+
+/// From the shared flow table on: every change to the system (the kernel-mode table, the
+/// rules) is held by a guard that undoes it when dropped, whichever way this returns (or
+/// unwinds); the master's exit paths rely on that.
+fn run_installed(
+    options: Options,
+    config: Config,
+    source: ConfigSource,
+    signals: &mut Signals,
+    acquired: Acquired,
+    readiness: &mut Option<Readiness>,
+) -> Result<i32, String> {
+    let Acquired {
+        queue_sockets,
+        queues,
+        user: (uid, gid),
+        worker_binary,
+        prober_binary,
+    } = acquired;
     let capacity = u64::from(config.max_flows);
     let flow_table = flow_table::create_region(capacity as usize)
         .map_err(|e| format!("cannot create the shared flow table: {e}"))?;
@@ -118,67 +169,46 @@ fn run(
     let slots =
         ServerSlots::register_configured(flow_table.as_fd(), capacity as usize, &config.backends())
             .map_err(|e| e.to_string())?;
-    let kernel = match config.forward {
+    // Declared before the rules' guard, so dropped after it: the queue rules go first.
+    let (kernel, _kernel_table) = match config.forward {
         Forward::Kernel => {
             kernel_mode::warn_if_conntrack_small(config.max_flows);
             let kernel = KernelForwarding::new(slots, &config);
             // Before the queue rules: a decided packet must find its map.
-            kernel.install().map_err(|e| e.to_string())?;
-            Some(kernel)
+            let table = kernel.install().map_err(|e| e.to_string())?;
+            (Some(kernel), Some(table))
         }
         Forward::Userspace => {
             // A NAT table left by a killed kernel-mode run would confuse the rewrite.
             kernel_mode::remove_leftover_table();
-            None
+            (None, None)
         }
     };
-    let rule_set = rule_set(&config, *cores.start(), *cores.end());
-    if config.rules == Rules::Auto {
-        if let Err(e) = rule_set.install() {
-            remove_kernel_table(&kernel);
-            return Err(format!("cannot install rules: {e}"));
-        }
-    }
-    // From here on, every exit path removes the rules.
-    let mut readiness = if options.foreground {
+    let rule_set = rule_set(&config, *queues.start(), *queues.end());
+    let _installed_rules = match config.rules {
+        Rules::Auto => Some(
+            rule_set
+                .install()
+                .map_err(|e| format!("cannot install rules: {e}"))?,
+        ),
+        Rules::Manual => None,
+    };
+    let readiness = readiness.insert(if options.foreground {
         Readiness::none()
     } else {
-        match daemon::daemonize() {
-            Ok(readiness) => {
-                syslog_sink::reconnect();
-                readiness
-            }
-            Err(e) => {
-                if config.rules == Rules::Auto {
-                    rule_set.remove();
-                }
-                remove_kernel_table(&kernel);
-                return Err(format!("cannot daemonize: {e}"));
-            }
-        }
-    };
-    let reloader = match ServerSlots::register_configured(
-        flow_table.as_fd(),
-        capacity as usize,
-        &config.backends(),
-    ) {
-        Ok(slots) => {
-            let rules = (config.rules == Rules::Auto && config.forward == Forward::Userspace)
-                .then(|| rule_set.clone());
-            Reloader::new(source, slots, rules, &config)
-        }
-        Err(e) => {
-            if config.rules == Rules::Auto {
-                rule_set.remove();
-            }
-            remove_kernel_table(&kernel);
-            readiness.failed(&e.to_string());
-            return Err(e.to_string());
-        }
-    };
-    let result = run_daemon(
-        &mut readiness,
-        &mut signals,
+        let readiness = daemon::daemonize().map_err(|e| format!("cannot daemonize: {e}"))?;
+        syslog_sink::reconnect();
+        readiness
+    });
+    let slots =
+        ServerSlots::register_configured(flow_table.as_fd(), capacity as usize, &config.backends())
+            .map_err(|e| e.to_string())?;
+    let rules = (config.rules == Rules::Auto && config.forward == Forward::Userspace)
+        .then(|| rule_set.clone());
+    let reloader = Reloader::new(source, slots, rules, &config);
+    run_daemon(
+        readiness,
+        signals,
         &config,
         reloader,
         Settings {
@@ -197,18 +227,7 @@ fn run(
         },
         kernel,
         queue_sockets,
-    );
-    if config.rules == Rules::Auto {
-        rule_set.remove();
-        log::info!("rules removed");
-    }
-    if config.forward == Forward::Kernel {
-        kernel_mode::remove_table();
-    }
-    if let Err(e) = &result {
-        readiness.failed(e);
-    }
-    result
+    )
 }
 
 fn run_daemon(
@@ -329,13 +348,6 @@ fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {
         last_queue,
         forward: config.forward,
         private_nic: config.private_nic.clone(),
-    }
-}
-
-/// On the way out of a failed start.
-fn remove_kernel_table(kernel: &Option<KernelForwarding>) {
-    if kernel.is_some() {
-        kernel_mode::remove_table();
     }
 }
 
