@@ -18,7 +18,7 @@ use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
 use loaded_proto::message::{BackendUpdate, Message};
-use loaded_proto::roles::{self, OutOfPlace, Role as ProcRole};
+use loaded_proto::roles::{self, OutOfPlace, ProberPart, Role as ProcRole, WorkerPart};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -153,7 +153,7 @@ impl Supervisor {
             worker: index,
             queue,
             flow_table_capacity: self.settings.flow_table_capacity,
-            config: Box::new(self.settings.config.clone()),
+            part: Box::new(WorkerPart::of(&self.settings.config)),
         };
         let sent = spawned.channel.send_with_fds(
             &setup,
@@ -173,8 +173,10 @@ impl Supervisor {
         let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)
             .map_err(StartError::Spawn)?;
         let sent = spawned.channel.send(&Message::ProberSetup {
-            config: Box::new(self.settings.config.clone()),
-            withdrawn: self.reloader.withdrawn(),
+            part: Box::new(ProberPart::of(
+                &self.settings.config,
+                self.reloader.withdrawn(),
+            )),
         });
         let name = role.name();
         self.adopt(role, spawned.pid, spawned.channel)

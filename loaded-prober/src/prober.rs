@@ -26,8 +26,8 @@ const MASTER: Token = Token(usize::MAX);
 
 pub fn run() -> i32 {
     let (_args, channel) = loaded_proto::child::start(Role::Prober);
-    let (config, withdrawn) = match channel.recv() {
-        Ok((Message::ProberSetup { config, withdrawn }, _)) => (config, withdrawn),
+    let part = match channel.recv() {
+        Ok((Message::ProberSetup { part }, _)) => part,
         Ok((other, _)) => {
             match roles::permit(Role::Master, Role::Prober, &other) {
                 Err(e) => log::error!("{e}; ending the channel"),
@@ -40,6 +40,8 @@ pub fn run() -> i32 {
             return 1;
         }
     };
+    let config = part.health_config();
+    let withdrawn = &part.health.withdrawn;
     let mut checker = match HealthChecker::new(&config) {
         Ok(checker) => checker,
         Err(e) => {
@@ -49,12 +51,12 @@ pub fn run() -> i32 {
     };
     if !withdrawn.is_empty() {
         // Only the list of withdrawn servers: the config is the reloaded one already.
-        let (_, sockets) = checker.reconfigure(&config, &withdrawn);
+        let (_, sockets) = checker.reconfigure(&config, withdrawn);
         if let Err(e) = sockets {
             log::error!("{e}");
         }
     }
-    let mut prober = match Prober::new(channel, checker, *config) {
+    let mut prober = match Prober::new(channel, checker, config) {
         Ok(prober) => prober,
         Err(e) => {
             log::error!("{e}");

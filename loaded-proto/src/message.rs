@@ -6,8 +6,8 @@
 //! the peer is either buggy or compromised, and neither is worth talking to.
 
 use crate::balancing::Backend;
-use crate::config::Config;
 use crate::reload::{BalancingSettings, HealthSettings};
+use crate::roles::{ProberPart, WorkerPart};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -18,19 +18,18 @@ pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Message {
     /// master -> worker, with two descriptors: the NFQUEUE netlink socket already bound to
-    /// `queue`, then the shared flow table memfd. Sent once, right after the fork.
+    /// `queue`, then the shared flow table memfd. Sent once, right after the fork. `part`:
+    /// what the datapath needs of the config, nothing more.
     WorkerSetup {
         worker: u32,
         queue: u16,
         flow_table_capacity: u64,
-        config: Box<Config>,
+        part: Box<WorkerPart>,
     },
-    /// master -> prober, no descriptor. `withdrawn`: servers reloads took out of the
-    /// configuration since the master started (see `HealthSettings::withdrawn`).
-    ProberSetup {
-        config: Box<Config>,
-        withdrawn: Vec<IpAddr>,
-    },
+    /// master -> prober, no descriptor: the servers, the check settings and servers
+    /// withdrawn by reloads so far (see `HealthSettings::withdrawn`), RIP4/RIP6 and
+    /// private_NIC.
+    ProberSetup { part: Box<ProberPart> },
     /// child -> master: setup is complete and the child is in its jail.
     Ready,
     /// child -> master: one log line for syslog; the master adds the child's name.

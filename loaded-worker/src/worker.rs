@@ -1,15 +1,14 @@
 //! The worker's `run`: jail first, then receive the queue socket, the shared flow table and
-//! the config from the master, then serve the queue until told to stop.
+//! its part of the config from the master, then serve the queue until told to stop.
 
 use crate::datapath::balancer::{Balancer, BalancerConfig};
 use crate::datapath::flow::Vips;
 use crate::nfqueue::QueueSocket;
 use crate::packet_loop::{PacketLoop, Stop};
 use loaded_proto::channel::Channel;
-use loaded_proto::config::Config;
 use loaded_proto::flow_table::SharedFlowTable;
 use loaded_proto::message::Message;
-use loaded_proto::roles::{self, Role};
+use loaded_proto::roles::{self, Role, WorkerPart};
 use std::os::fd::{AsFd, OwnedFd};
 
 pub fn run() -> i32 {
@@ -29,7 +28,7 @@ pub fn run() -> i32 {
         worker,
         queue,
         flow_table_capacity,
-        config,
+        part,
     } = setup
     else {
         log::error!("expected WorkerSetup, got {}", setup.kind());
@@ -51,7 +50,7 @@ pub fn run() -> i32 {
         queue,
         table_fd,
         flow_table_capacity,
-        &config,
+        &part,
         channel,
         worker,
     ) {
@@ -61,7 +60,7 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    log::info!("serving NFQUEUE {queue} (forward={})", config.forward);
+    log::info!("serving NFQUEUE {queue} (forward={})", part.forward);
     match packet_loop.run() {
         Ok(Stop::Shutdown) => {
             log::info!("stopping: {}", packet_loop.summary());
@@ -80,7 +79,7 @@ fn build(
     queue: u16,
     table_fd: OwnedFd,
     capacity: u64,
-    config: &Config,
+    part: &WorkerPart,
     channel: Channel,
     worker: u32,
 ) -> Result<PacketLoop, String> {
@@ -89,18 +88,18 @@ fn build(
     drop(table_fd);
     let balancer = Balancer::new(
         BalancerConfig {
-            strategy: config.strategy,
-            stickiness: config.stickiness,
-            backends: config.backends(),
-            flow_timeout: config.flow_timeout,
-            maglev_seed: config.maglev_seed(),
-            hotplug_nets: config.rip4.into_iter().chain(config.rip6).collect(),
+            strategy: part.balancing.strategy,
+            stickiness: part.stickiness,
+            backends: part.balancing.backends.clone(),
+            flow_timeout: part.balancing.flow_timeout,
+            maglev_seed: part.maglev_seed,
+            hotplug_nets: part.hotplug_nets.clone(),
         },
         table,
     );
     let vips = Vips {
-        v4: config.vip4,
-        v6: config.vip6,
+        v4: part.vip4,
+        v6: part.vip6,
     };
     let queue = QueueSocket::new(queue_fd, queue)
         .map_err(|e| format!("cannot use the queue socket: {e}"))?;
@@ -109,6 +108,6 @@ fn build(
         .map_err(|e| format!("cannot report ready: {e}"))?;
     let mut packet_loop =
         PacketLoop::new(queue, channel, balancer, vips, worker).map_err(|e| e.to_string())?;
-    packet_loop.set_forward(config.forward);
+    packet_loop.set_forward(part.forward);
     Ok(packet_loop)
 }

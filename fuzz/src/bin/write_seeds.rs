@@ -10,6 +10,7 @@ use loaded_proto::channel::encode;
 use loaded_proto::config::Config;
 use loaded_proto::message::{BackendState, BackendUpdate, LogLevel, Message};
 use loaded_proto::reload::{BalancingSettings, HealthSettings};
+use loaded_proto::roles::{ProberPart, WorkerPart};
 use std::net::{IpAddr, Ipv4Addr};
 
 fn main() -> std::io::Result<()> {
@@ -26,11 +27,10 @@ fn main() -> std::io::Result<()> {
             worker: 1,
             queue: 1,
             flow_table_capacity: 1 << 20,
-            config: Box::new(config.clone()),
+            part: Box::new(WorkerPart::of(&config)),
         },
         Message::ProberSetup {
-            config: Box::new(config.clone()),
-            withdrawn: vec![server],
+            part: Box::new(ProberPart::of(&config, vec![server])),
         },
         Message::WorkerReconfigure {
             settings: Box::new(BalancingSettings::new(&config, vec![server])),

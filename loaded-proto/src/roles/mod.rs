@@ -13,6 +13,9 @@ mod prober;
 mod tests;
 mod worker;
 
+pub use prober::ProberPart;
+pub use worker::WorkerPart;
+
 use crate::message::{Message, MessageKind};
 use crate::seccomp::{self, Rules};
 use std::fmt;

@@ -7,8 +7,13 @@
 //! (see `restricted`).
 
 use super::{ConfigPart, Entry, Keeps, Role, Sends, Syscalls};
+use crate::balancing::IpNet;
+use crate::config::Config;
 use crate::message::MessageKind;
+use crate::reload::HealthSettings;
 use crate::seccomp::{rule, Rules};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 pub const ENTRY: Entry = Entry {
     role: Role::Prober,
@@ -95,4 +100,40 @@ fn socket_rules() -> Vec<seccompiler::SeccompRule> {
         // unix datagram socket and SIOCGIFINDEX.
         rule(&kind(libc::AF_UNIX, libc::SOCK_DGRAM)),
     ]
+}
+
+/// What the prober is told of the config (`ProberSetup`): the servers and the check
+/// settings, where hosts may be hot-plugged from, and the NIC of link-local discovery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProberPart {
+    /// As a reload sends them; `withdrawn`: what reloads took out since the master started.
+    pub health: HealthSettings,
+    pub rip4: Option<IpNet>,
+    pub rip6: Option<IpNet>,
+    pub private_nic: Option<String>,
+}
+
+impl ProberPart {
+    pub fn of(config: &Config, withdrawn: Vec<IpAddr>) -> ProberPart {
+        ProberPart {
+            health: HealthSettings::new(config, withdrawn),
+            rip4: config.rip4,
+            rip6: config.rip6,
+            private_nic: config.private_nic.clone(),
+        }
+    }
+
+    /// A config that holds this part and defaults for everything else, for the health
+    /// checks, which read only these settings (`HealthSettings::apply_to` keeps it current
+    /// at a reload).
+    pub fn health_config(&self) -> Config {
+        let mut config = Config {
+            rip4: self.rip4,
+            rip6: self.rip6,
+            private_nic: self.private_nic.clone(),
+            ..Config::default()
+        };
+        self.health.apply_to(&mut config);
+        config
+    }
 }

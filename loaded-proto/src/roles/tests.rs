@@ -114,3 +114,54 @@ fn binaries_and_config_parts() {
     assert_eq!(Role::Worker.entry().config, ConfigPart::Datapath);
     assert_eq!(Role::Prober.entry().config, ConfigPart::Health);
 }
+
+fn sample_config() -> crate::config::Config {
+    crate::config::Config::parse(
+        "VIP4=198.18.100.1\nVIP6=fd00:100::1\nserver4=198.19.0.11\nserver4=198.19.0.14 weight=3\n\
+         server6=fd00:19::11\nstrategy=weighted\ncheck_cycle=5\nrise=3\nfall=4\n\
+         broadcast=198.19.0.255\nRIP4=198.19.0.0/24\nRIP6=fd00:19::/64\nprivate_NIC=eth1\n\
+         failover=yes\nuser=daemon\n",
+        "t",
+    )
+    .unwrap()
+    .config
+}
+
+#[test]
+fn a_worker_gets_what_its_datapath_needs() {
+    let config = sample_config();
+    let part = WorkerPart::of(&config);
+    assert_eq!(part.vip4, config.vip4);
+    assert_eq!(part.vip6, config.vip6);
+    // Unset in the file: the one derived from the VIPs, as the master would use it.
+    assert_eq!(part.maglev_seed, config.maglev_seed());
+    assert_eq!(
+        part.hotplug_nets,
+        vec![config.rip4.unwrap(), config.rip6.unwrap()]
+    );
+    assert_eq!(part.balancing.backends, config.backends());
+    assert_eq!(part.balancing.strategy, config.strategy);
+    assert!(part.balancing.removed.is_empty());
+}
+
+#[test]
+fn the_prober_gets_its_health_settings_rip_and_private_nic_and_no_more() {
+    let config = sample_config();
+    let withdrawn: Vec<std::net::IpAddr> = vec!["198.19.0.12".parse().unwrap()];
+    let part = ProberPart::of(&config, withdrawn.clone());
+    assert_eq!(part.health.withdrawn, withdrawn);
+    let seen = part.health_config();
+    // What the checks read is the master's...
+    assert_eq!(
+        crate::reload::HealthSettings::new(&seen, withdrawn),
+        part.health
+    );
+    assert_eq!(seen.backends(), config.backends());
+    assert_eq!((seen.rip4, seen.rip6), (config.rip4, config.rip6));
+    assert_eq!(seen.private_nic.as_deref(), Some("eth1"));
+    // ...and nothing else crossed: the rest is the defaults.
+    let defaults = crate::config::Config::default();
+    assert_eq!(seen.user, defaults.user);
+    assert_eq!((seen.vip4, seen.vip6), (None, None));
+    assert_eq!(seen.failover, defaults.failover);
+}

@@ -8,7 +8,13 @@
 //! the master, its link to the prober, the mapped flow table).
 
 use super::{ConfigPart, Entry, Keeps, Role, Sends, Syscalls};
+use crate::balancing::{IpNet, Stickiness};
+use crate::config::Config;
+use crate::forwarding::Forward;
 use crate::message::MessageKind;
+use crate::reload::BalancingSettings;
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub const ENTRY: Entry = Entry {
     role: Role::Worker,
@@ -54,3 +60,33 @@ const ALLOWED: &[libc::c_long] = &[
     #[cfg(target_arch = "x86_64")]
     libc::SYS_newfstatat,
 ];
+
+/// What a worker is told of the config (`WorkerSetup`): what its datapath needs, nothing
+/// else (no user, chroot, pidfile, log socket, health settings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerPart {
+    pub vip4: Option<Ipv4Addr>,
+    pub vip6: Option<Ipv6Addr>,
+    pub forward: Forward,
+    pub stickiness: Stickiness,
+    /// Resolved: the configured one, or the one derived from the VIPs.
+    pub maglev_seed: u128,
+    /// RIP4 and RIP6: the only networks a worker hot-plugs servers from.
+    pub hotplug_nets: Vec<IpNet>,
+    /// The servers, strategy and flow timeout, as a reload sends them (nothing removed).
+    pub balancing: BalancingSettings,
+}
+
+impl WorkerPart {
+    pub fn of(config: &Config) -> WorkerPart {
+        WorkerPart {
+            vip4: config.vip4,
+            vip6: config.vip6,
+            forward: config.forward,
+            stickiness: config.stickiness,
+            maglev_seed: config.maglev_seed(),
+            hotplug_nets: config.rip4.into_iter().chain(config.rip6).collect(),
+            balancing: BalancingSettings::new(config, Vec::new()),
+        }
+    }
+}
