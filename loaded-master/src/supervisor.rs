@@ -508,16 +508,7 @@ impl Supervisor {
                 _ => {}
             }
             let verdict = match result {
-                // The table first: nothing out of place is looked into.
-                Ok((message, _)) => {
-                    match roles::permit(child.role.proc(), ProcRole::Master, &message) {
-                        Err(refused) => Err(ChannelEnd::OutOfPlace(refused)),
-                        Ok(()) => match child.role {
-                            Role::Worker { index, .. } => dispatch_worker(&name, index, message),
-                            Role::Prober => dispatch_prober(&name, message),
-                        },
-                    }
-                }
+                Ok((message, _)) => dispatch(&child.role, &name, message),
                 Err(e) if e.would_block() => return false,
                 Err(ChannelError::Closed) => Err(ChannelEnd::Closed),
                 Err(e) => Err(ChannelEnd::Broken(e)),
@@ -726,11 +717,22 @@ fn relay_remaining(name: &str, channel: &Channel) {
 }
 
 /// Something a child asked the master to do.
+#[derive(Debug)]
 enum Action {
     /// Make a fresh link between the prober and this worker.
     Relink(u32),
     /// The prober saw a backend change (kernel mode acts on it).
     BackendChange(BackendUpdate),
+}
+
+/// What a child said: checked against the proc table first (nothing out of place is
+/// looked into), then handled by its role's dispatcher.
+fn dispatch(role: &Role, name: &str, message: Message) -> Result<Option<Action>, ChannelEnd> {
+    roles::permit(role.proc(), ProcRole::Master, &message).map_err(ChannelEnd::OutOfPlace)?;
+    match role {
+        Role::Worker { index, .. } => dispatch_worker(name, *index, message),
+        Role::Prober => dispatch_prober(name, message),
+    }
 }
 
 /// What a dispatcher that the table let `message` through has no arm for: the same.
@@ -773,4 +775,66 @@ fn handle_any_child(name: &str, message: Message) -> Option<Message> {
         other => return Some(other),
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loaded_proto::message::MessageKind;
+
+    const WORKER: Role = Role::Worker {
+        index: 0,
+        core: 0,
+        queue: 0,
+    };
+
+    #[test]
+    fn what_a_role_may_not_send_ends_its_channel_naming_role_peer_and_kind() {
+        let change = Message::BackendChange {
+            update: BackendUpdate::Up("198.19.0.11".parse().unwrap()),
+        };
+        assert!(matches!(
+            dispatch(&Role::Prober, "prober", change.clone()),
+            Ok(Some(Action::BackendChange(_)))
+        ));
+        let refused = dispatch(&WORKER, "worker/0", change).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                ChannelEnd::OutOfPlace(OutOfPlace {
+                    from: ProcRole::Worker,
+                    to: ProcRole::Master,
+                    kind: MessageKind::BackendChange
+                })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "the worker may not send BackendChange to the master"
+        );
+        for child in [&WORKER, &Role::Prober] {
+            assert!(matches!(
+                dispatch(child, "child", Message::Shutdown),
+                Err(ChannelEnd::OutOfPlace(_))
+            ));
+            assert!(matches!(dispatch(child, "child", Message::Pong), Ok(None)));
+        }
+    }
+
+    #[test]
+    fn a_worker_speaks_only_of_its_own_link() {
+        assert!(matches!(
+            dispatch(&WORKER, "worker/0", Message::LinkLost { worker: 0 }),
+            Ok(Some(Action::Relink(0)))
+        ));
+        assert!(matches!(
+            dispatch(&WORKER, "worker/0", Message::LinkLost { worker: 1 }),
+            Err(ChannelEnd::NotItsLink { worker: 1 })
+        ));
+        assert!(matches!(
+            dispatch(&Role::Prober, "prober", Message::LinkLost { worker: 1 }),
+            Ok(Some(Action::Relink(1)))
+        ));
+    }
 }
