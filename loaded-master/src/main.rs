@@ -15,6 +15,7 @@ mod daemon;
 mod kernel_mode;
 mod log_budget;
 mod master;
+mod master_error;
 mod nft;
 mod queue_drops;
 mod queues;
