@@ -356,16 +356,12 @@ impl Supervisor {
             return;
         }
         self.next_ping = now + HEARTBEAT_INTERVAL;
-        let prober_limit = WORKER_HEARTBEAT_LIMIT + 2 * self.settings.config.check_timeout;
+        let check_timeout = self.settings.config.check_timeout;
         for child in self.children.values_mut() {
             let Some(last_answer) = child.last_answer else {
                 continue;
             };
-            // A round of checks blocks the prober's loop for up to one timeout per phase.
-            let limit = match child.role {
-                Role::Worker { .. } => WORKER_HEARTBEAT_LIMIT,
-                Role::Prober => prober_limit,
-            };
+            let limit = heartbeat_limit(&child.role, check_timeout);
             if now.saturating_duration_since(last_answer) >= limit {
                 log::error!(
                     "{} (pid {}) did not answer the heartbeat for {} s; killing it",
@@ -725,6 +721,15 @@ enum Action {
     BackendChange(BackendUpdate),
 }
 
+/// How long a child may leave the heartbeat unanswered. A round of checks holds the
+/// prober's loop for up to one `check_timeout` per phase (the pings, the connects).
+fn heartbeat_limit(role: &Role, check_timeout: Duration) -> Duration {
+    match role {
+        Role::Worker { .. } => WORKER_HEARTBEAT_LIMIT,
+        Role::Prober => WORKER_HEARTBEAT_LIMIT + 2 * check_timeout,
+    }
+}
+
 /// What a child said: checked against the proc table first (nothing out of place is
 /// looked into), then handled by its role's dispatcher.
 fn dispatch(role: &Role, name: &str, message: Message) -> Result<Option<Action>, ChannelEnd> {
@@ -820,6 +825,16 @@ mod tests {
             ));
             assert!(matches!(dispatch(child, "child", Message::Pong), Ok(None)));
         }
+    }
+
+    #[test]
+    fn the_prober_may_take_two_check_timeouts_longer_to_answer_the_heartbeat() {
+        let timeout = Duration::from_secs(3);
+        assert_eq!(heartbeat_limit(&WORKER, timeout), Duration::from_secs(10));
+        assert_eq!(
+            heartbeat_limit(&Role::Prober, timeout),
+            Duration::from_secs(16)
+        );
     }
 
     #[test]
