@@ -10,10 +10,9 @@
 
 use crate::health::{Event, HealthChecker};
 use loaded_proto::channel::{Channel, ChannelError};
-use loaded_proto::config::Config;
 use loaded_proto::message::{BackendState, BackendUpdate, Message};
 use loaded_proto::reload::HealthSettings;
-use loaded_proto::roles::{self, Role};
+use loaded_proto::roles::{self, ProberPart, Role};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -40,23 +39,21 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    let config = part.health_config();
-    let withdrawn = &part.health.withdrawn;
-    let mut checker = match HealthChecker::new(&config) {
+    let mut checker = match HealthChecker::new(&part) {
         Ok(checker) => checker,
         Err(e) => {
             log::error!("cannot open the probe sockets: {e}");
             return 1;
         }
     };
-    if !withdrawn.is_empty() {
-        // Only the list of withdrawn servers: the config is the reloaded one already.
-        let (_, sockets) = checker.reconfigure(&config, withdrawn);
+    if !part.health.withdrawn.is_empty() {
+        // Only the list of withdrawn servers: the part is the reloaded one already.
+        let (_, sockets) = checker.reconfigure(&part, &part.health.withdrawn);
         if let Err(e) = sockets {
             log::error!("{e}");
         }
     }
-    let mut prober = match Prober::new(channel, checker, config) {
+    let mut prober = match Prober::new(channel, checker, *part) {
         Ok(prober) => prober,
         Err(e) => {
             log::error!("{e}");
@@ -83,8 +80,8 @@ struct Prober {
     /// Worker index -> its link.
     links: HashMap<u32, Channel>,
     checker: HealthChecker,
-    /// The config the checks follow, reloads applied.
-    config: Config,
+    /// The part of the config the checks follow, reloads applied.
+    part: ProberPart,
     /// The number of the last change sent.
     seq: u64,
     poll: Poll,
@@ -99,7 +96,7 @@ struct Prober {
 }
 
 impl Prober {
-    fn new(master: Channel, checker: HealthChecker, config: Config) -> io::Result<Prober> {
+    fn new(master: Channel, checker: HealthChecker, part: ProberPart) -> io::Result<Prober> {
         let poll = Poll::new()?;
         master.set_nonblocking(true)?;
         poll.registry().register(
@@ -113,8 +110,8 @@ impl Prober {
             checker,
             seq: 0,
             poll,
-            cycle: config.check_cycle,
-            config,
+            cycle: part.health.check_cycle,
+            part,
             // The first round at once: a server that is down at start is found within
             // `fall` rounds, not `fall + 1`.
             next_round: Instant::now(),
@@ -210,21 +207,21 @@ impl Prober {
     /// A reload. The workers hear of it from the master; each asks us for a snapshot once
     /// it has applied it, which brings the health of its new servers.
     fn reconfigure(&mut self, settings: &HealthSettings) {
-        settings.apply_to(&mut self.config);
-        let (done, sockets) = self.checker.reconfigure(&self.config, &settings.withdrawn);
+        self.part.health = settings.clone();
+        let (done, sockets) = self.checker.reconfigure(&self.part, &settings.withdrawn);
         if let Err(e) = sockets {
             log::error!("{e}");
         }
         log::info!(
             "reloaded: checking {} server(s) every {} s, {} added{}, {} removed{}",
             self.checker.states().len(),
-            self.config.check_cycle.as_secs(),
+            self.part.health.check_cycle.as_secs(),
             done.added.len(),
             list(&done.added),
             done.removed.len(),
             list(&done.removed)
         );
-        self.cycle = self.config.check_cycle;
+        self.cycle = self.part.health.check_cycle;
         let now = Instant::now();
         self.next_round = if done.added.is_empty() {
             self.next_round.min(now + self.cycle)

@@ -122,18 +122,4 @@ impl ProberPart {
             private_nic: config.private_nic.clone(),
         }
     }
-
-    /// A config that holds this part and defaults for everything else, for the health
-    /// checks, which read only these settings (`HealthSettings::apply_to` keeps it current
-    /// at a reload).
-    pub fn health_config(&self) -> Config {
-        let mut config = Config {
-            rip4: self.rip4,
-            rip6: self.rip6,
-            private_nic: self.private_nic.clone(),
-            ..Config::default()
-        };
-        self.health.apply_to(&mut config);
-        config
-    }
 }
