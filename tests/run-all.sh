@@ -11,7 +11,10 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-packages="iproute2 iptables python3 curl procps nftables conntrack"
+# The last line: tests/package.sh (building the Debian package, lintian, shellcheck, man
+# pages, systemd-analyze, the throwaway root).
+packages="iproute2 iptables python3 curl procps nftables conntrack
+	dpkg-dev debhelper lintian shellcheck man-db systemd util-linux"
 missing=""
 for p in $packages; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -36,6 +39,9 @@ CARGO_TARGET_DIR=$seccomp_target cargo build --workspace --bins \
 	--features loaded-master/seccomp-test,loaded-worker/seccomp-test,loaded-prober/seccomp-test
 CARGO_TARGET_DIR=$seccomp_target cargo test -p loaded-master --features seccomp-test \
 	--test e2e_safety -- --test-threads=2
+
+# The Debian package: built, checked, and installed, run and purged in a throwaway root.
+tests/package.sh
 
 # A short bounded run of every fuzz target from the committed seeds (fuzz/README: longer
 # runs). cargo-fuzz needs the nightly toolchain.

@@ -2,7 +2,7 @@
 //! a channel it ends, and the death that makes the master give up. Display gives the log's
 //! words; the supervisor decides on the variants, never on the text.
 
-use crate::kernel_mode::UntrustedServer;
+use crate::backend_book::UntrustedServer;
 use crate::queues::QueueError;
 use loaded_proto::channel::ChannelError;
 use loaded_proto::roles::OutOfPlace;

@@ -1,16 +1,13 @@
 //! The master's side of kernel mode (`forward=kernel`): it owns the nftables table (see
 //! `nft`), keeps its maps in step with the servers, and forgets a dead server's
-//! connections (see `conntrack`). The prober tells it of every change (`BackendChange`).
-//!
-//! Nothing the prober says is trusted blindly: a server it adds must be configured or lie
-//! inside RIP4/RIP6, as the prober itself checks; a prober that says otherwise is broken or
-//! taken over, and the caller ends it.
+//! connections (see `conntrack`). The prober tells it of every change (`BackendChange`),
+//! once the master's backend book has checked it (a server added outside RIP4/RIP6 ends
+//! the prober before it gets here; see `backend_book`).
 
 use crate::bounded_command::CommandError;
 use crate::conntrack;
 use crate::nft::{self, KernelTable, NftError};
 use crate::server_slots::ServerSlots;
-use loaded_proto::balancing::IpNet;
 use loaded_proto::config::Config;
 use loaded_proto::forwarding::mark_for_slot;
 use loaded_proto::message::BackendUpdate;
@@ -26,8 +23,6 @@ pub struct KernelForwarding {
     vip4: Option<Ipv4Addr>,
     vip6: Option<Ipv6Addr>,
     configured: HashSet<IpAddr>,
-    rip4: Option<IpNet>,
-    rip6: Option<IpNet>,
     /// Servers whose connections are forgotten once more at the given time; see
     /// `SECOND_FLUSH_AFTER`.
     second_flushes: Vec<(Instant, IpAddr)>,
@@ -64,22 +59,6 @@ impl fmt::Display for KernelModeError {
 
 impl std::error::Error for KernelModeError {}
 
-/// A prober's `Added` for a host it may not add.
-#[derive(Debug, PartialEq, Eq)]
-pub struct UntrustedServer(pub IpAddr);
-
-impl fmt::Display for UntrustedServer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "added server {} is neither configured nor inside RIP4/RIP6",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for UntrustedServer {}
-
 fn mark_of(addr: IpAddr, slot: usize) -> Result<u32, KernelModeError> {
     mark_for_slot(slot).ok_or(KernelModeError::NoMark { addr, slot })
 }
@@ -92,8 +71,6 @@ impl KernelForwarding {
             vip4: config.vip4,
             vip6: config.vip6,
             configured: config.backends().iter().map(|b| b.addr).collect(),
-            rip4: config.rip4,
-            rip6: config.rip6,
             second_flushes: Vec::new(),
             removed: HashSet::new(),
         }
@@ -136,25 +113,11 @@ impl KernelForwarding {
         Ok(InstalledTable { _private: () })
     }
 
-    /// Whether the prober may add `addr`.
-    fn may_add(&self, addr: IpAddr) -> bool {
-        let rip = match addr {
-            IpAddr::V4(_) => self.rip4,
-            IpAddr::V6(_) => self.rip6,
-        };
-        self.configured.contains(&addr) || rip.is_some_and(|net| net.contains(addr))
-    }
-
-    /// Acts on a change the prober saw. Failures of the tools are logged, never fatal;
-    /// `Err` only for an address the prober had no business adding.
-    pub fn on_change(&mut self, update: BackendUpdate) -> Result<(), UntrustedServer> {
+    /// Acts on a change the prober saw and the backend book accepted. Failures of the
+    /// tools are logged, never fatal.
+    pub fn on_change(&mut self, update: BackendUpdate) {
         match update {
-            BackendUpdate::Added(backend) => {
-                if !self.may_add(backend.addr) {
-                    return Err(UntrustedServer(backend.addr));
-                }
-                self.add(backend.addr);
-            }
+            BackendUpdate::Added(backend) => self.add(backend.addr),
             BackendUpdate::Down(addr) => {
                 self.forget_connections(addr);
                 self.second_flushes
@@ -164,7 +127,6 @@ impl KernelForwarding {
             // connections are never touched.
             BackendUpdate::Up(_) => {}
         }
-        Ok(())
     }
 
     /// A reload, before the workers hear of it: `config` is the new one (hot-plugs are
@@ -313,51 +275,20 @@ mod tests {
     }
 
     #[test]
-    fn only_configured_servers_and_hosts_inside_rip_may_be_added() {
-        let forwarding = kernel_mode(CONFIG);
-        assert!(
-            forwarding.may_add("198.19.0.14".parse().unwrap()),
-            "inside RIP4"
-        );
-        assert!(
-            forwarding.may_add("fd00:19::11".parse().unwrap()),
-            "configured"
-        );
-        assert!(
-            !forwarding.may_add("198.19.1.14".parse().unwrap()),
-            "outside RIP4"
-        );
-        assert!(
-            !forwarding.may_add("fd00:19::14".parse().unwrap()),
-            "no RIP6 at all"
-        );
-        let mut forwarding = forwarding;
-        let outsider = "203.0.113.9".parse().unwrap();
-        assert_eq!(
-            forwarding.on_change(BackendUpdate::Added(loaded_proto::balancing::Backend {
-                addr: outsider,
-                weight: 1
-            })),
-            Err(UntrustedServer(outsider))
-        );
-        assert_eq!(forwarding.slots.slot(outsider), None, "never registered");
-    }
-
-    #[test]
     fn a_down_server_is_forgotten_again_once_the_workers_know() {
         let mut forwarding = kernel_mode(CONFIG);
         let start = Instant::now();
         assert_eq!(forwarding.next_deadline(), None);
         // Unknown to the master: only logged, but the second pass is still planned.
         let stranger: IpAddr = "198.19.0.99".parse().unwrap();
-        forwarding.on_change(BackendUpdate::Down(stranger)).unwrap();
+        forwarding.on_change(BackendUpdate::Down(stranger));
         let due = forwarding.next_deadline().unwrap();
         assert!(due >= start + SECOND_FLUSH_AFTER);
         forwarding.run_due(due - Duration::from_millis(1));
         assert_eq!(forwarding.next_deadline(), Some(due), "not yet");
         forwarding.run_due(due);
         assert_eq!(forwarding.next_deadline(), None);
-        forwarding.on_change(BackendUpdate::Up(stranger)).unwrap();
+        forwarding.on_change(BackendUpdate::Up(stranger));
         assert_eq!(
             forwarding.next_deadline(),
             None,

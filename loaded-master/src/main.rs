@@ -6,6 +6,7 @@
 //! Kernel mode (`forward=kernel`): `kernel_mode`, `nft`, `conntrack`, `server_slots`,
 //! `bounded_command`.
 
+mod backend_book;
 mod bounded_command;
 mod child_errors;
 mod cli;

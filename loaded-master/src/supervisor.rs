@@ -6,6 +6,7 @@
 //! socket (the binding died with the old one). A child that keeps dying stops the whole
 //! balancer rather than flapping forever.
 
+use crate::backend_book::{BackendBook, Recorded};
 use crate::child_errors::{ChannelEnd, Death, GaveUp, StartError};
 use crate::kernel_mode::KernelForwarding;
 use crate::log_budget::{self, LogBudget};
@@ -17,7 +18,7 @@ use crate::spawn::{spawn, JailArgs, Role};
 use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
-use loaded_proto::message::{BackendUpdate, Message};
+use loaded_proto::message::{BackendUpdate, Message, StateReason};
 use loaded_proto::roles::{self, OutOfPlace, ProberPart, Role as ProcRole, WorkerPart};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -30,7 +31,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 const SIGNALS: Token = Token(0);
 
@@ -95,6 +96,8 @@ pub struct Supervisor {
     /// forward=kernel: acts on the prober's backend changes.
     kernel: Option<KernelForwarding>,
     reloader: Reloader,
+    /// The authoritative backend state, which every child starts from.
+    book: BackendBook,
 }
 
 /// The signals the master handles; registered before the master acquires anything, so that
@@ -128,6 +131,7 @@ impl Supervisor {
         reloader: Reloader,
     ) -> io::Result<Supervisor> {
         Ok(Supervisor {
+            book: BackendBook::new(&settings.config, SystemTime::now()),
             settings,
             poll: Poll::new()?,
             children: HashMap::new(),
@@ -155,10 +159,13 @@ impl Supervisor {
             flow_table_capacity: self.settings.flow_table_capacity,
             part: Box::new(WorkerPart::of(&self.settings.config)),
         };
-        let sent = spawned.channel.send_with_fds(
-            &setup,
-            &[queue_socket.as_fd(), self.settings.flow_table.as_fd()],
-        );
+        let sent = spawned
+            .channel
+            .send_with_fds(
+                &setup,
+                &[queue_socket.as_fd(), self.settings.flow_table.as_fd()],
+            )
+            .and_then(|()| spawned.channel.send(&self.book_message()));
         drop(queue_socket);
         let name = role.name();
         self.adopt(role, spawned.pid, spawned.channel)
@@ -172,16 +179,23 @@ impl Supervisor {
         let role = Role::Prober;
         let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)
             .map_err(StartError::Spawn)?;
-        let sent = spawned.channel.send(&Message::ProberSetup {
-            part: Box::new(ProberPart::of(
-                &self.settings.config,
-                self.reloader.withdrawn(),
-            )),
-        });
+        let sent = spawned
+            .channel
+            .send(&Message::ProberSetup {
+                part: Box::new(ProberPart::of(
+                    &self.settings.config,
+                    self.reloader.withdrawn(),
+                )),
+            })
+            .and_then(|()| spawned.channel.send(&self.book_message()));
         let name = role.name();
         self.adopt(role, spawned.pid, spawned.channel)
             .map_err(StartError::Spawn)?;
         sent.map_err(|source| StartError::SendSetup { name, source })?;
+        log::info!(
+            "prober starts from the backend book: {}",
+            self.book.summary()
+        );
         let workers: Vec<u32> = self
             .children
             .values()
@@ -194,6 +208,13 @@ impl Supervisor {
             self.link_prober_to_worker(worker);
         }
         Ok(())
+    }
+
+    /// What a child is told of the servers before it turns Ready.
+    fn book_message(&self) -> Message {
+        Message::BackendBook {
+            backends: self.book.booked(),
+        }
     }
 
     /// Gives the prober and worker `worker` a fresh pair to talk over (backend updates flow
@@ -404,7 +425,9 @@ impl Supervisor {
             // A decided packet must find its server's map element.
             kernel.reload_servers(&config, &added);
         }
-        // From now on children started anew get the new config.
+        self.book
+            .reload(&config, &health.withdrawn, SystemTime::now());
+        // From now on children started anew get the new config and book.
         self.settings.config = config;
         let worker_message = Message::WorkerReconfigure {
             settings: Box::new(balancing),
@@ -514,11 +537,24 @@ impl Supervisor {
                     relinks.push(worker);
                     Ok(())
                 }
-                // Userspace mode needs nothing: the workers hear of changes directly.
-                Ok(Some(Action::BackendChange(update))) => match self.kernel.as_mut() {
-                    Some(kernel) => kernel.on_change(update).map_err(ChannelEnd::Untrusted),
-                    None => Ok(()),
-                },
+                Ok(Some(Action::BackendChange(update, reason))) => {
+                    match self.book.record(update, reason, SystemTime::now()) {
+                        Err(untrusted) => Err(ChannelEnd::Untrusted(untrusted)),
+                        Ok(Recorded::Unknown) => {
+                            log::debug!(
+                                "the prober spoke of a server the book does not hold: {update:?}"
+                            );
+                            Ok(())
+                        }
+                        // The workers hear of changes directly; kernel mode acts on them.
+                        Ok(Recorded::Written) => {
+                            if let Some(kernel) = self.kernel.as_mut() {
+                                kernel.on_change(update);
+                            }
+                            Ok(())
+                        }
+                    }
+                }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -564,7 +600,10 @@ impl Supervisor {
             };
             let child = self.children.remove(&token).expect("found above");
             if let Some(channel) = child.channel {
-                relay_remaining(&child.role.name(), &channel);
+                let last_words = relay_remaining(&child.role.name(), &channel);
+                if child.role == Role::Prober {
+                    self.record_last_changes(last_words);
+                }
                 let _ = self
                     .poll
                     .registry()
@@ -578,6 +617,20 @@ impl Supervisor {
                 .died(Instant::now(), child.ready);
             if let Some(exit) = self.after_death(child.role, death, next) {
                 return Some(exit);
+            }
+        }
+    }
+
+    /// The changes a dead prober sent just before it died: its successor starts from the
+    /// book, so the book must hold them. Nothing else a dead child said matters any more.
+    fn record_last_changes(&mut self, messages: Vec<Message>) {
+        for message in messages {
+            let Message::BackendChange { update, reason } = message else {
+                continue;
+            };
+            let recorded = self.book.record(update, reason, SystemTime::now());
+            if let (Ok(Recorded::Written), Some(kernel)) = (recorded, self.kernel.as_mut()) {
+                kernel.on_change(update);
             }
         }
     }
@@ -699,17 +752,17 @@ impl Supervisor {
 }
 
 /// Relays what a child sent before it exited (its last words, its totals): once it is gone,
-/// all of it is already in the socket buffer.
-fn relay_remaining(name: &str, channel: &Channel) {
+/// all of it is already in the socket buffer. Returns the messages that were no log line.
+fn relay_remaining(name: &str, channel: &Channel) -> Vec<Message> {
+    let mut rest = Vec::new();
     // Bounded: the buffer holds a finite number of datagrams, but be sure.
     for _ in 0..1024 {
         match channel.recv() {
-            Ok((message, _)) => {
-                let _ = handle_any_child(name, message);
-            }
-            Err(_) => return,
+            Ok((message, _)) => rest.extend(handle_any_child(name, message)),
+            Err(_) => break,
         }
     }
+    rest
 }
 
 /// Something a child asked the master to do.
@@ -717,8 +770,8 @@ fn relay_remaining(name: &str, channel: &Channel) {
 enum Action {
     /// Make a fresh link between the prober and this worker.
     Relink(u32),
-    /// The prober saw a backend change (kernel mode acts on it).
-    BackendChange(BackendUpdate),
+    /// The prober saw a backend change: the book records it, kernel mode acts on it.
+    BackendChange(BackendUpdate, StateReason),
 }
 
 /// How long a child may leave the heartbeat unanswered. A round of checks holds the
@@ -765,7 +818,9 @@ fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, Chann
     match handle_any_child(name, message) {
         None => Ok(None),
         Some(Message::LinkLost { worker }) => Ok(Some(Action::Relink(worker))),
-        Some(Message::BackendChange { update }) => Ok(Some(Action::BackendChange(update))),
+        Some(Message::BackendChange { update, reason }) => {
+            Ok(Some(Action::BackendChange(update, reason)))
+        }
         Some(other) => Err(out_of_place(ProcRole::Prober, &other)),
     }
 }
@@ -797,10 +852,11 @@ mod tests {
     fn what_a_role_may_not_send_ends_its_channel_naming_role_peer_and_kind() {
         let change = Message::BackendChange {
             update: BackendUpdate::Up("198.19.0.11".parse().unwrap()),
+            reason: StateReason::ChecksPassed,
         };
         assert!(matches!(
             dispatch(&Role::Prober, "prober", change.clone()),
-            Ok(Some(Action::BackendChange(_)))
+            Ok(Some(Action::BackendChange(_, StateReason::ChecksPassed)))
         ));
         let refused = dispatch(&WORKER, "worker/0", change).unwrap_err();
         assert!(

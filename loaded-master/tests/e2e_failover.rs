@@ -148,11 +148,7 @@ fn a_new_host_on_the_servers_network_is_added(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default().backends(4));
     net.start_backends();
-    let extra = format!(
-        "RIP4={BACKEND_NET4}\nRIP6={BACKEND_NET6}\nbroadcast={BACKEND_BROADCAST4}\n\
-         broadcast6=ff02::1\nprivate_NIC=br0\n"
-    );
-    let master = Master::start(&net, &failover_config(&net, mode, &extra), &[]);
+    let master = Master::start(&net, &hotplug_config(&net, mode), &[]);
     assert_eq!(answering(&net, 6), names(&["b1", "b2", "b3"]));
     net.start_backend(4);
     let seen = wait_for_answers(&net, &["b1", "b2", "b3", "b4"]);
@@ -178,16 +174,14 @@ fn a_killed_prober_is_restarted_and_the_state_converges(mode: Mode) {
     assert_eq!(wait_for_answers(&net, &["b2", "b3"]), names(&["b2", "b3"]));
     let probers = children_named(&net, "loaded-prober");
     assert_eq!(probers.len(), 1);
-    // SAFETY: kill has no memory effects; the pid is the prober in our own namespace.
-    unsafe { libc::kill(probers[0] as i32, libc::SIGKILL) };
+    signal(probers[0], libc::SIGKILL);
     let restarted = wait_until(secs(10), || {
         let now = children_named(&net, "loaded-prober");
         now.len() == 1 && now[0] != probers[0]
     });
     assert!(restarted, "{}", master.log(&net));
-    // Workers keep their last state, and the new prober sends its first snapshot only
-    // after its first round, where a configured server's first result decides: b1 never
-    // gets a client back in between.
+    // Workers keep their last state, and the new prober starts from the master's book,
+    // where b1 is down: b1 never gets a client back in between.
     let until = std::time::Instant::now() + secs(8);
     while std::time::Instant::now() < until {
         let seen = answering(&net, 2);
@@ -199,6 +193,171 @@ fn a_killed_prober_is_restarted_and_the_state_converges(mode: Mode) {
     }
     assert_eq!(master.log(&net).matches("prober is ready").count(), 2);
     master.stop(&net);
+}
+
+/// The servers' network with broadcast hotplug inside RIP4/RIP6.
+fn hotplug_config(net: &TestNet, mode: Mode) -> String {
+    let extra = format!(
+        "RIP4={BACKEND_NET4}\nRIP6={BACKEND_NET6}\nbroadcast={BACKEND_BROADCAST4}\n\
+         broadcast6=ff02::1\nprivate_NIC=br0\n"
+    );
+    failover_config(net, mode, &extra)
+}
+
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill has no memory effects; the pid is a child of the master under test,
+    // in the test's own namespace.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// Stops the prober (SIGSTOP) for as long as it lives, and lets it go on again however
+/// the test ends.
+struct StoppedProber(u32);
+
+impl StoppedProber {
+    fn stop(net: &TestNet) -> StoppedProber {
+        let probers = children_named(net, "loaded-prober");
+        assert_eq!(probers.len(), 1, "one prober: {probers:?}");
+        signal(probers[0], libc::SIGSTOP);
+        StoppedProber(probers[0])
+    }
+}
+
+impl Drop for StoppedProber {
+    fn drop(&mut self) {
+        signal(self.0, libc::SIGCONT);
+    }
+}
+
+/// Kills every worker and waits until all their successors serve their queues.
+fn restart_the_workers(net: &TestNet, master: &Master) {
+    let workers = children_named(net, "loaded-worker");
+    assert_eq!(workers.len(), worker_count());
+    let serving_before = master.log(net).matches("serving NFQUEUE").count();
+    for pid in &workers {
+        signal(*pid, libc::SIGKILL);
+    }
+    let restarted = wait_until(secs(20), || {
+        let now = children_named(net, "loaded-worker");
+        now.len() == workers.len()
+            && now.iter().all(|pid| !workers.contains(pid))
+            && master.log(net).matches("serving NFQUEUE").count() >= serving_before + workers.len()
+    });
+    assert!(
+        restarted,
+        "the workers were not restarted:\n{}",
+        master.log(net)
+    );
+}
+
+/// The book keeps the hot-plugged servers: the restarted prober checks them at once
+/// instead of finding them again by the broadcast (which would log a second "answered"),
+/// and their clients are never without them.
+fn a_hot_plugged_server_survives_a_prober_restart(mode: Mode) {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default().backends(4));
+    net.start_backends();
+    let master = Master::start(&net, &hotplug_config(&net, mode), &["-U", "nobody"]);
+    net.start_backend(4);
+    let all = ["b1", "b2", "b3", "b4"];
+    assert_eq!(
+        wait_for_answers(&net, &all),
+        names(&all),
+        "{}",
+        master.log(&net)
+    );
+    let probers = children_named(&net, "loaded-prober");
+    assert_eq!(probers.len(), 1);
+    signal(probers[0], libc::SIGKILL);
+    let restarted = wait_until(secs(10), || {
+        let now = children_named(&net, "loaded-prober");
+        now.len() == 1 && now[0] != probers[0]
+    });
+    assert!(restarted, "{}", master.log(&net));
+    assert!(
+        wait_until(secs(10), || master
+            .log(&net)
+            .matches("prober is ready")
+            .count()
+            == 2),
+        "{}",
+        master.log(&net)
+    );
+    let log = master.log(&net);
+    // The second start's line (the first start had nothing hot-plugged).
+    let started_from = log
+        .lines()
+        .rfind(|line| line.contains("prober starts from the backend book"))
+        .unwrap_or_default();
+    assert!(
+        started_from.contains("8 server(s), 0 down, 2 hot-plugged")
+            && started_from.contains(BACKEND4[3])
+            && started_from.contains(BACKEND6[3]),
+        "{log}"
+    );
+    // Several rounds (more than rise): still balanced to b4 all along, never found again.
+    let until = std::time::Instant::now() + secs(8);
+    while std::time::Instant::now() < until {
+        assert_eq!(answering(&net, 4), names(&all), "{}", master.log(&net));
+    }
+    let log = master.log(&net);
+    for host in [BACKEND4[3], BACKEND6[3]] {
+        let found = log.matches(&format!("server {host} answered")).count();
+        assert_eq!(found, 1, "hot-plugged once, kept by the book: {log}");
+    }
+    master.stop(&net);
+}
+
+/// Workers restarted while the prober cannot speak (stopped) get the state from the
+/// master's book before they turn Ready: no new client reaches the down server, and the
+/// hot-plugged server takes clients whose replies are rewritten (the client sees the VIP,
+/// or its connection would fail).
+fn restarted_workers_start_from_the_book(mode: Mode) {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default().backends(4));
+    net.start_backends();
+    let master = Master::start(&net, &hotplug_config(&net, mode), &["-U", "nobody"]);
+    net.start_backend(4);
+    net.stop_backend(2);
+    let expected = ["b1", "b3", "b4"];
+    assert_eq!(
+        wait_for_answers(&net, &expected),
+        names(&expected),
+        "{}",
+        master.log(&net)
+    );
+    let prober = StoppedProber::stop(&net);
+    restart_the_workers(&net, &master);
+    // Enough new clients that a worker unaware of the book would give some to b2 (and
+    // its clients would get an error) and none to b4.
+    for _ in 0..3 {
+        assert_eq!(answering(&net, 6), names(&expected), "{}", master.log(&net));
+    }
+    drop(prober);
+    // And the prober, going on, agrees.
+    std::thread::sleep(secs(3));
+    assert_eq!(answering(&net, 6), names(&expected), "{}", master.log(&net));
+    master.stop(&net);
+}
+
+#[test]
+fn a_hot_plugged_server_survives_a_prober_restart_userspace() {
+    a_hot_plugged_server_survives_a_prober_restart(Mode::Userspace);
+}
+
+#[test]
+fn a_hot_plugged_server_survives_a_prober_restart_kernel() {
+    a_hot_plugged_server_survives_a_prober_restart(Mode::Kernel);
+}
+
+#[test]
+fn restarted_workers_start_from_the_book_userspace() {
+    restarted_workers_start_from_the_book(Mode::Userspace);
+}
+
+#[test]
+fn restarted_workers_start_from_the_book_kernel() {
+    restarted_workers_start_from_the_book(Mode::Kernel);
 }
 
 #[test]

@@ -1,16 +1,24 @@
 //! The prober's `run`: jailed with only CAP_NET_RAW, it checks the real servers every
 //! `check_cycle` (see `health`) and streams what changed to every worker over a direct link
 //! that the master set up: a snapshot when a link is new or a worker asks, then numbered
-//! changes. Every change also goes to the master (`BackendChange`), which needs it in
-//! kernel mode. Each change is logged once, with its reason; nothing is logged per check.
+//! changes. Every change also goes to the master (`BackendChange`, with the check result
+//! behind it), which keeps the authoritative backend book and acts on changes in kernel
+//! mode. The prober starts from that book (`BackendBook`), so a restart neither forgets
+//! hot-plugged servers nor flaps down ones. Each change is logged once, with its reason;
+//! nothing is logged per check.
 //!
 //! A reload (`ProberReconfigure`) changes the servers and the check settings in place
 //! (see `health::reload`); a round follows at once when it added servers, so that a new
 //! server that is down loses its clients within one round.
+//!
+//! A round never blocks the loop: the loop starts it, watches its echo sockets and
+//! connects along with the master's channel and the worker links, and advances it when
+//! one is ready or the phase's deadline comes. A link made or a snapshot asked for while
+//! checks are in flight is served at once.
 
-use crate::health::{Event, HealthChecker};
+use crate::health::{Event, FailReason, HealthChecker};
 use loaded_proto::channel::{Channel, ChannelError};
-use loaded_proto::message::{BackendState, BackendUpdate, Message};
+use loaded_proto::message::{BackendState, BackendUpdate, Message, StateReason};
 use loaded_proto::reload::HealthSettings;
 use loaded_proto::roles::{self, ProberPart, Role};
 use mio::unix::SourceFd;
@@ -18,10 +26,14 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 const MASTER: Token = Token(usize::MAX);
+/// The echo sockets: replies arrived. (Worker links use their worker index as token.)
+const ECHO: Token = Token(usize::MAX - 1);
+/// A connect of the round in flight finished.
+const CONNECTS: Token = Token(usize::MAX - 2);
 
 pub fn run() -> i32 {
     let (_args, channel) = loaded_proto::child::start(Role::Prober);
@@ -46,6 +58,20 @@ pub fn run() -> i32 {
             return 1;
         }
     };
+    let book = match channel.recv() {
+        Ok((Message::BackendBook { backends }, _)) => backends,
+        Ok((other, _)) => {
+            match roles::permit(Role::Master, Role::Prober, &other) {
+                Err(e) => log::error!("{e}; ending the channel"),
+                Ok(()) => log::error!("expected BackendBook, got {}", other.kind()),
+            }
+            return 1;
+        }
+        Err(e) => {
+            log::error!("no backend book from the master: {e}");
+            return 1;
+        }
+    };
     if !part.health.withdrawn.is_empty() {
         // Only the list of withdrawn servers: the part is the reloaded one already.
         let (_, sockets) = checker.reconfigure(&part, &part.health.withdrawn);
@@ -53,6 +79,8 @@ pub fn run() -> i32 {
             log::error!("{e}");
         }
     }
+    // After the withdrawn list: a server a reload took out is not hot-plugged back.
+    checker.start_from(&book);
     let mut prober = match Prober::new(channel, checker, *part) {
         Ok(prober) => prober,
         Err(e) => {
@@ -86,10 +114,12 @@ struct Prober {
     seq: u64,
     poll: Poll,
     cycle: Duration,
+    /// When the next round starts (once the one in flight, if any, is over).
     next_round: Instant,
-    /// No snapshot goes out before the first round: until then the prober knows less than
-    /// the workers (after a prober restart, they know which servers are down).
-    first_round_done: bool,
+    /// The echo sockets registered with `poll`.
+    watched_echo: Vec<RawFd>,
+    /// The connects of the round in flight are registered with `poll`.
+    watching_connects: bool,
     /// Links read up to the per-wakeup cap that may hold more (their readiness edge is
     /// spent, so the loop comes back to them without waiting).
     unfinished_links: Vec<u32>,
@@ -115,16 +145,79 @@ impl Prober {
             // The first round at once: a server that is down at start is found within
             // `fall` rounds, not `fall + 1`.
             next_round: Instant::now(),
-            first_round_done: false,
+            watched_echo: Vec::new(),
+            watching_connects: false,
             unfinished_links: Vec::new(),
-        })
+        }
+        .watching_echo_sockets())
+    }
+
+    /// Registers the echo sockets (again after a reload opened new ones).
+    fn watching_echo_sockets(mut self) -> Prober {
+        self.watch_echo_sockets();
+        self
+    }
+
+    fn watch_echo_sockets(&mut self) {
+        let (echo, _) = self.checker.watched_fds();
+        for fd in &echo {
+            if self.watched_echo.contains(fd) {
+                continue;
+            }
+            // Without it a round still ends, at its echo deadline instead of at the last
+            // reply.
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(fd), ECHO, Interest::READABLE)
+            {
+                log::warn!("cannot watch an echo socket: {e}");
+            }
+        }
+        self.watched_echo = echo;
+    }
+
+    /// Registers the connects of the round in flight once it has started them.
+    fn watch_connects(&mut self) {
+        if self.watching_connects {
+            return;
+        }
+        let (_, connects) = self.checker.watched_fds();
+        if connects.is_empty() {
+            return;
+        }
+        self.watching_connects = true;
+        for fd in &connects {
+            // Without it the connect is seen at the connect deadline, not when it is done.
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(fd), CONNECTS, Interest::WRITABLE)
+            {
+                log::warn!("cannot watch a connect: {e}");
+            }
+        }
+    }
+
+    /// Moves the round in flight on; publishes its changes once it is over.
+    fn advance_round(&mut self, now: Instant) {
+        match self.checker.advance_round(now) {
+            Some(changes) => {
+                for change in changes {
+                    self.publish(change);
+                }
+                self.next_round = Instant::now() + self.cycle;
+            }
+            None => self.watch_connects(),
+        }
     }
 
     fn serve(&mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(16);
         loop {
+            let wake_at = self.checker.round_deadline().unwrap_or(self.next_round);
             let timeout = if self.unfinished_links.is_empty() {
-                self.next_round.saturating_duration_since(Instant::now())
+                wake_at.saturating_duration_since(Instant::now())
             } else {
                 Duration::ZERO
             };
@@ -134,30 +227,27 @@ impl Prober {
                 Err(e) => return Err(format!("poll: {e}")),
             }
             for event in events.iter() {
-                if event.token() == MASTER {
-                    if self.drain_master()? {
-                        return Ok(());
+                match event.token() {
+                    MASTER => {
+                        if self.drain_master()? {
+                            return Ok(());
+                        }
                     }
-                } else {
-                    self.drain_link(event.token().0 as u32);
+                    // The round is advanced below, whatever woke the loop.
+                    ECHO | CONNECTS => {}
+                    link => self.drain_link(link.0 as u32),
                 }
             }
             for worker in std::mem::take(&mut self.unfinished_links) {
                 self.drain_link(worker);
             }
-            if Instant::now() >= self.next_round {
-                let changes = self.checker.check();
-                for change in changes {
-                    self.publish(change);
-                }
-                if !self.first_round_done {
-                    self.first_round_done = true;
-                    let workers: Vec<u32> = self.links.keys().copied().collect();
-                    for worker in workers {
-                        self.send_snapshot(worker);
-                    }
-                }
-                self.next_round = Instant::now() + self.cycle;
+            let now = Instant::now();
+            if !self.checker.round_in_flight() && now >= self.next_round {
+                self.checker.start_round();
+                self.watching_connects = false;
+            }
+            if self.checker.round_in_flight() {
+                self.advance_round(now);
             }
         }
     }
@@ -212,6 +302,10 @@ impl Prober {
         if let Err(e) = sockets {
             log::error!("{e}");
         }
+        // The round in flight was dropped (a new one starts below); new sockets, if any,
+        // are watched from now on.
+        self.watching_connects = false;
+        self.watch_echo_sockets();
         log::info!(
             "reloaded: checking {} server(s) every {} s, {} added{}, {} removed{}",
             self.checker.states().len(),
@@ -302,10 +396,9 @@ impl Prober {
         }
     }
 
+    /// Sent as soon as a link is new: the prober started from the master's book, so it
+    /// knows at least what a worker knows.
     fn send_snapshot(&mut self, worker: u32) {
-        if !self.first_round_done {
-            return;
-        }
         let backends = self
             .checker
             .states()
@@ -329,23 +422,31 @@ impl Prober {
         }
     }
 
-    /// Logs a change once and sends it to every worker.
+    /// Logs a change once and sends it to every worker and to the master.
     fn publish(&mut self, event: Event) {
-        let update = match event {
+        let (update, reason) = match event {
             Event::Down { addr, reason } => {
                 log::warn!("server {addr} is down: {reason}");
-                BackendUpdate::Down(addr)
+                (BackendUpdate::Down(addr), state_reason(reason))
             }
             Event::Up { addr } => {
                 log::info!("server {addr} is up again");
-                BackendUpdate::Up(addr)
+                (BackendUpdate::Up(addr), StateReason::ChecksPassed)
+            }
+            Event::Confirmed { addr } => {
+                // The workers have had it in service all along: only the book learns.
+                self.tell_master(BackendUpdate::Up(addr), StateReason::ChecksPassed);
+                return;
             }
             Event::Discovered { backend } => {
                 log::info!(
                     "server {} answered on the servers' network: added (hotplug)",
                     backend.addr
                 );
-                BackendUpdate::Added(backend)
+                (
+                    BackendUpdate::Added(backend),
+                    StateReason::AnsweredBroadcast,
+                )
             }
             Event::IgnoredOutsideRip { addr } => {
                 log::warn!("host {addr} answered the broadcast ping but lies outside RIP: ignored");
@@ -357,21 +458,24 @@ impl Prober {
             }
         };
         self.seq += 1;
-        if self.first_round_done {
-            let message = Message::BackendUpdate {
-                seq: self.seq,
-                update,
-            };
-            let workers: Vec<u32> = self.links.keys().copied().collect();
-            for worker in workers {
-                self.send(worker, &message);
-            }
+        let message = Message::BackendUpdate {
+            seq: self.seq,
+            update,
+        };
+        let workers: Vec<u32> = self.links.keys().copied().collect();
+        for worker in workers {
+            self.send(worker, &message);
         }
-        // (Before the first round ends, the snapshot after it carries the change.)
-        // The master too, after the workers (kernel mode forgets a dead server's
-        // connections, which the workers must then move), for every change: it gets no
-        // snapshot, so first-round changes must reach it as well.
-        if let Err(e) = self.master.try_send(&Message::BackendChange { update }) {
+        // The master after the workers: kernel mode forgets a dead server's connections,
+        // which the workers must then move.
+        self.tell_master(update, reason);
+    }
+
+    fn tell_master(&mut self, update: BackendUpdate, reason: StateReason) {
+        if let Err(e) = self
+            .master
+            .try_send(&Message::BackendChange { update, reason })
+        {
             log::warn!("cannot send a backend change to the master: {e}");
         }
     }
@@ -384,4 +488,89 @@ fn list(addrs: &[IpAddr]) -> String {
     }
     let names: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
     format!(" ({})", names.join(", "))
+}
+
+/// The check result as the master's book records it.
+fn state_reason(reason: FailReason) -> StateReason {
+    match reason {
+        FailReason::NoReply => StateReason::NoEchoReply,
+        FailReason::ConnectRefused => StateReason::ConnectRefused,
+        FailReason::Timeout => StateReason::ConnectTimedOut,
+        FailReason::Error(text) => StateReason::Failed(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::tests::full_accept_queue;
+    use loaded_proto::balancing::Backend;
+    use loaded_proto::config::Config;
+    use std::os::fd::AsFd;
+
+    /// A worker link made while a round waits on a hung server gets its snapshot at once,
+    /// not after the round.
+    #[test]
+    fn a_new_link_is_served_while_a_check_is_in_flight() {
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the prober opens raw ICMP sockets: run the test as root"
+        );
+        let (_listener, _queued, port) = full_accept_queue();
+        let server = Backend {
+            addr: "127.0.0.1".parse().unwrap(),
+            weight: 1,
+        };
+        let config = Config {
+            servers4: vec![server],
+            port_alive: port,
+            check_cycle: Duration::from_secs(30),
+            check_timeout: Duration::from_secs(3),
+            ..Config::default()
+        };
+        let part = ProberPart::of(&config, Vec::new());
+        let (master, prober_end) = Channel::pair().unwrap();
+        let checker = HealthChecker::new(&part).unwrap();
+        let serving = std::thread::spawn(move || {
+            let mut prober = Prober::new(prober_end, checker, part).unwrap();
+            prober.serve()
+        });
+        // The first round starts at once; its echo is answered on loopback at once, and its
+        // connect then hangs for check_timeout.
+        std::thread::sleep(Duration::from_millis(300));
+        let (ours, worker) = Channel::pair().unwrap();
+        let asked = Instant::now();
+        master
+            .send_with_fds(&Message::ProberLink { worker: 0 }, &[ours.as_fd()])
+            .unwrap();
+        drop(ours);
+        worker.set_nonblocking(true).unwrap();
+        let snapshot = loop {
+            match worker.recv() {
+                Ok((message, _)) => break message,
+                Err(e) if e.would_block() => {
+                    assert!(asked.elapsed() < Duration::from_secs(5), "no snapshot");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let waited = asked.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "the snapshot waited for the round: {waited:?}"
+        );
+        assert_eq!(
+            snapshot,
+            Message::BackendSnapshot {
+                seq: 0,
+                backends: vec![BackendState {
+                    backend: server,
+                    up: true
+                }],
+            }
+        );
+        master.send(&Message::Shutdown).unwrap();
+        serving.join().unwrap().unwrap();
+    }
 }

@@ -390,9 +390,21 @@ mod tests {
                     addr: "198.19.0.14".parse().unwrap(),
                     weight: 1,
                 }),
+                reason: crate::message::StateReason::AnsweredBroadcast,
             },
             Message::BackendChange {
                 update: BackendUpdate::Up("198.19.0.12".parse().unwrap()),
+                reason: crate::message::StateReason::Failed("ping: Network is unreachable".into()),
+            },
+            Message::BackendBook {
+                backends: vec![crate::message::BookedBackend {
+                    backend: crate::balancing::Backend {
+                        addr: "fd00:19::14".parse().unwrap(),
+                        weight: 1,
+                    },
+                    origin: crate::message::Origin::HotPlugged,
+                    health: crate::message::BookedHealth::Down,
+                }],
             },
             Message::SnapshotRequest,
             Message::LinkLost { worker: 1 },

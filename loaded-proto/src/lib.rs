@@ -9,6 +9,8 @@ pub mod channel;
 pub mod child;
 pub mod child_args;
 pub mod config;
+pub mod control;
+pub mod counters;
 pub mod flow_table;
 pub mod forwarding;
 pub mod jail;

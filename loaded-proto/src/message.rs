@@ -49,13 +49,17 @@ pub enum Message {
     /// prober -> worker: one change; `seq` is the previous one's plus one, so a worker can
     /// tell it missed one.
     BackendUpdate { seq: u64, update: BackendUpdate },
-    /// prober -> master: the same change, unnumbered, sent for every change including those
-    /// of the first round (which reach the workers inside a snapshot instead). The master
-    /// needs it in kernel mode: a hot-plugged server gets a directory slot and an entry in
-    /// the nftables map, a server that goes down loses its conntrack entries. The master
-    /// checks every address against the config: an `Added` outside RIP4/RIP6 ends the
-    /// prober's channel.
-    BackendChange { update: BackendUpdate },
+    /// prober -> master: the same change, unnumbered, with the check result that caused
+    /// it, sent for every change including those of the first round (which reach the
+    /// workers inside a snapshot instead). The master writes it into its backend book (the
+    /// state that outlives a restart of the prober or a worker) and, in kernel mode, gives a
+    /// hot-plugged server a directory slot and an entry in the nftables map and forgets the
+    /// connections of a server that goes down. The master checks every address against the
+    /// config: an `Added` outside RIP4/RIP6 ends the prober's channel.
+    BackendChange {
+        update: BackendUpdate,
+        reason: StateReason,
+    },
     /// worker -> prober: send a snapshot (the worker saw a gap in the sequence).
     SnapshotRequest,
     /// worker -> master, prober -> master: the link between the prober and worker `worker`
@@ -66,6 +70,12 @@ pub enum Message {
     WorkerReconfigure { settings: Box<BalancingSettings> },
     /// master -> prober, after a reload: the new servers and health-check settings.
     ProberReconfigure { settings: Box<HealthSettings> },
+    /// master -> worker and master -> prober, right after its setup and before it turns
+    /// Ready: the master's backend book, so that a restarted prober neither forgets the
+    /// hot-plugged servers nor flaps the down ones, and a fresh worker neither sends a new
+    /// client to a down server nor leaves a hot-plugged server's replies unrewritten
+    /// while it waits for its prober link.
+    BackendBook { backends: Vec<BookedBackend> },
     /// master -> child, every `HEARTBEAT_INTERVAL`: answer Pong from your main loop. A
     /// child that does not answer in time hangs (or is stopped) and is killed.
     Ping,
@@ -82,6 +92,68 @@ pub enum Message {
 pub struct BackendState {
     pub backend: Backend,
     pub up: bool,
+}
+
+/// One server as the master's backend book knows it (see `BackendBook`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookedBackend {
+    pub backend: Backend,
+    pub origin: Origin,
+    pub health: BookedHealth,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// Named in the config (at start or by a reload).
+    Configured,
+    /// Found by the prober's broadcast ping inside RIP4/RIP6.
+    HotPlugged,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BookedHealth {
+    /// Configured, no check result yet: in service, and the prober's first result for it
+    /// decides at once.
+    Unchecked,
+    Up,
+    Down,
+}
+
+impl BookedHealth {
+    /// Whether the server takes new clients.
+    pub fn in_service(self) -> bool {
+        self != BookedHealth::Down
+    }
+}
+
+/// Why a server is in its state: the check result behind the prober's last change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StateReason {
+    /// Configured and not checked yet.
+    NotChecked,
+    /// Answered the ping and accepted the connect (`rise` times in a row).
+    ChecksPassed,
+    /// Answered the broadcast ping from inside RIP4/RIP6 and passed `rise` checks.
+    AnsweredBroadcast,
+    NoEchoReply,
+    ConnectRefused,
+    ConnectTimedOut,
+    /// A ping or connect that failed otherwise, with the system's words.
+    Failed(String),
+}
+
+impl std::fmt::Display for StateReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateReason::NotChecked => f.write_str("not checked yet"),
+            StateReason::ChecksPassed => f.write_str("checks passed"),
+            StateReason::AnsweredBroadcast => f.write_str("answered the broadcast ping"),
+            StateReason::NoEchoReply => f.write_str("no reply to ping"),
+            StateReason::ConnectRefused => f.write_str("connection refused"),
+            StateReason::ConnectTimedOut => f.write_str("connect timed out"),
+            StateReason::Failed(text) => f.write_str(text),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +199,7 @@ impl Message {
             Message::LinkLost { .. } => MessageKind::LinkLost,
             Message::WorkerReconfigure { .. } => MessageKind::WorkerReconfigure,
             Message::ProberReconfigure { .. } => MessageKind::ProberReconfigure,
+            Message::BackendBook { .. } => MessageKind::BackendBook,
             Message::Ping => MessageKind::Ping,
             Message::Pong => MessageKind::Pong,
             #[cfg(feature = "seccomp-test")]
@@ -151,6 +224,7 @@ pub enum MessageKind {
     LinkLost,
     WorkerReconfigure,
     ProberReconfigure,
+    BackendBook,
     Ping,
     Pong,
     #[cfg(feature = "seccomp-test")]
@@ -172,6 +246,7 @@ impl MessageKind {
         MessageKind::LinkLost,
         MessageKind::WorkerReconfigure,
         MessageKind::ProberReconfigure,
+        MessageKind::BackendBook,
         MessageKind::Ping,
         MessageKind::Pong,
         #[cfg(feature = "seccomp-test")]

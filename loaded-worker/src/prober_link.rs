@@ -7,7 +7,7 @@
 
 use crate::datapath::balancer::{AddRefused, Balancer};
 use loaded_proto::channel::{Channel, ChannelError};
-use loaded_proto::message::{BackendState, BackendUpdate, Message};
+use loaded_proto::message::{BackendState, BackendUpdate, BookedBackend, Message, Origin};
 use loaded_proto::roles::{self, OutOfPlace, Role};
 use std::fmt;
 
@@ -87,6 +87,17 @@ impl fmt::Display for LinkError {
 }
 
 impl std::error::Error for LinkError {}
+
+/// The master's backend book, at the worker's start. A hot-plugged server outside
+/// RIP4/RIP6 is refused by the balancer, as from the prober.
+pub fn apply_book(balancer: &mut Balancer, book: &[BookedBackend]) {
+    for booked in book {
+        if booked.origin == Origin::HotPlugged {
+            add(balancer, booked.backend);
+        }
+        balancer.set_backend_up(booked.backend.addr, booked.health.in_service());
+    }
+}
 
 fn apply_snapshot(balancer: &mut Balancer, backends: &[BackendState]) {
     for state in backends {
@@ -226,6 +237,58 @@ mod tests {
             (20..26).any(|p| new_flow(&mut balancer, p) == Some(server(12).addr)),
             "a change after a gap is not applied"
         );
+    }
+
+    #[test]
+    fn the_book_marks_down_servers_and_adds_hot_plugged_ones_inside_rip_only() {
+        use loaded_proto::balancing::IpNet;
+        use loaded_proto::message::BookedHealth;
+        let mut balancer = Balancer::new(
+            BalancerConfig {
+                strategy: Strategy::RoundRobin,
+                stickiness: Stickiness::Flow,
+                backends: vec![server(11), server(12)],
+                flow_timeout: Duration::from_secs(60),
+                maglev_seed: 0,
+                hotplug_nets: vec![IpNet {
+                    addr: IpAddr::from([198, 19, 0, 0]),
+                    prefix_len: 24,
+                }],
+            },
+            SharedFlowTable::anonymous(1024).unwrap(),
+        );
+        let outside = Backend {
+            addr: IpAddr::from([198, 20, 0, 14]),
+            weight: 1,
+        };
+        let booked = |backend, origin, health| BookedBackend {
+            backend,
+            origin,
+            health,
+        };
+        apply_book(
+            &mut balancer,
+            &[
+                booked(server(11), Origin::Configured, BookedHealth::Down),
+                booked(server(12), Origin::Configured, BookedHealth::Unchecked),
+                booked(server(14), Origin::HotPlugged, BookedHealth::Up),
+                booked(outside, Origin::HotPlugged, BookedHealth::Up),
+            ],
+        );
+        assert!(
+            balancer.is_backend(server(14).addr),
+            "hot-plugged: replies rewritten"
+        );
+        assert!(!balancer.is_backend(outside.addr), "outside RIP4: refused");
+        let picked: Vec<_> = (0..8)
+            .map(|p| new_flow(&mut balancer, p).unwrap())
+            .collect();
+        assert!(!picked.contains(&server(11).addr), "down: {picked:?}");
+        assert!(
+            picked.contains(&server(12).addr),
+            "unchecked is in service: {picked:?}"
+        );
+        assert!(picked.contains(&server(14).addr), "{picked:?}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The worker's `run`: jail first, then receive the queue socket, the shared flow table and
-//! its part of the config from the master, then serve the queue until told to stop.
+//! its part of the config from the master, then the master's backend book (which servers
+//! are down, which were hot-plugged), then serve the queue until told to stop.
 
 use crate::datapath::balancer::{Balancer, BalancerConfig};
 use crate::datapath::flow::Vips;
@@ -7,7 +8,7 @@ use crate::nfqueue::QueueSocket;
 use crate::packet_loop::{PacketLoop, Stop};
 use loaded_proto::channel::Channel;
 use loaded_proto::flow_table::SharedFlowTable;
-use loaded_proto::message::Message;
+use loaded_proto::message::{BookedBackend, Message};
 use loaded_proto::roles::{self, Role, WorkerPart};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -41,6 +42,20 @@ pub fn run() -> i32 {
         );
         return 1;
     }
+    let book = match channel.recv() {
+        Ok((Message::BackendBook { backends }, _)) => backends,
+        Ok((other, _)) => {
+            match roles::permit(Role::Master, Role::Worker, &other) {
+                Err(e) => log::error!("{e}; ending the channel"),
+                Ok(()) => log::error!("expected BackendBook, got {}", other.kind()),
+            }
+            return 1;
+        }
+        Err(e) => {
+            log::error!("no backend book from the master: {e}");
+            return 1;
+        }
+    };
     let mut fds = fds.into_iter();
     let (Some(queue_fd), Some(table_fd)) = (fds.next(), fds.next()) else {
         unreachable!("the channel checks the descriptor count");
@@ -48,9 +63,12 @@ pub fn run() -> i32 {
     let mut packet_loop = match build(
         queue_fd,
         queue,
-        table_fd,
-        flow_table_capacity,
+        SharedTable {
+            fd: table_fd,
+            capacity: flow_table_capacity,
+        },
         &part,
+        &book,
         channel,
         worker,
     ) {
@@ -74,19 +92,25 @@ pub fn run() -> i32 {
     }
 }
 
+/// The shared flow table's memfd as received, and its capacity.
+struct SharedTable {
+    fd: OwnedFd,
+    capacity: u64,
+}
+
 fn build(
     queue_fd: OwnedFd,
     queue: u16,
-    table_fd: OwnedFd,
-    capacity: u64,
+    shared: SharedTable,
     part: &WorkerPart,
+    book: &[BookedBackend],
     channel: Channel,
     worker: u32,
 ) -> Result<PacketLoop, String> {
-    let table = SharedFlowTable::map(table_fd.as_fd(), capacity as usize)
+    let table = SharedFlowTable::map(shared.fd.as_fd(), shared.capacity as usize)
         .map_err(|e| format!("cannot map the shared flow table: {e}"))?;
-    drop(table_fd);
-    let balancer = Balancer::new(
+    drop(shared.fd);
+    let mut balancer = Balancer::new(
         BalancerConfig {
             strategy: part.balancing.strategy,
             stickiness: part.stickiness,
@@ -97,6 +121,9 @@ fn build(
         },
         table,
     );
+    // Before Ready: no new client goes to a down server, and a hot-plugged server's
+    // replies are rewritten, even before the prober link brings a snapshot.
+    crate::prober_link::apply_book(&mut balancer, book);
     let vips = Vips {
         v4: part.vip4,
         v6: part.vip6,

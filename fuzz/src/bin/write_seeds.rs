@@ -8,7 +8,9 @@
 use loaded_proto::balancing::Backend;
 use loaded_proto::channel::encode;
 use loaded_proto::config::Config;
-use loaded_proto::message::{BackendState, BackendUpdate, LogLevel, Message};
+use loaded_proto::message::{
+    BackendState, BackendUpdate, BookedBackend, BookedHealth, LogLevel, Message, Origin, StateReason,
+};
 use loaded_proto::reload::{BalancingSettings, HealthSettings};
 use loaded_proto::roles::{ProberPart, WorkerPart};
 use std::net::{IpAddr, Ipv4Addr};
@@ -61,6 +63,14 @@ fn main() -> std::io::Result<()> {
         Message::LinkLost { worker: 1 },
         Message::BackendChange {
             update: BackendUpdate::Up(server),
+            reason: StateReason::ChecksPassed,
+        },
+        Message::BackendBook {
+            backends: vec![BookedBackend {
+                backend,
+                origin: Origin::HotPlugged,
+                health: BookedHealth::Down,
+            }],
         },
         Message::Ping,
         Message::Pong,

@@ -11,6 +11,9 @@ pub enum Health {
 pub enum Transition {
     WentUp,
     WentDown,
+    /// The first result of a server assumed in service was good: nothing changes, but it
+    /// has now been checked.
+    Confirmed,
 }
 
 /// One server's health and its current streak of equal results.
@@ -31,6 +34,12 @@ impl ServerHealth {
     /// prober (re)starts must not get new clients for `fall` more rounds.
     pub fn in_service() -> Self {
         Self::starting(Health::Up, false)
+    }
+
+    /// A server whose state the master's backend book knows (checked by an earlier life
+    /// of the prober): normal hysteresis from that state, so a restart flaps nothing.
+    pub fn known(up: bool) -> Self {
+        Self::starting(if up { Health::Up } else { Health::Down }, true)
     }
 
     /// A host found by the broadcast: it has to earn its place with `rise` good checks.
@@ -61,6 +70,8 @@ impl ServerHealth {
                 self.health = Health::Down;
                 return Some(Transition::WentDown);
             }
+            self.successes = 1;
+            return Some(Transition::Confirmed);
         }
         if ok {
             self.failures = 0;
@@ -101,7 +112,7 @@ mod tests {
     /// A configured server whose first check succeeded.
     fn seen_up() -> ServerHealth {
         let mut state = ServerHealth::in_service();
-        assert_eq!(state.record(true, 2, 3), None);
+        assert_eq!(state.record(true, 2, 3), Some(Transition::Confirmed));
         state
     }
 
@@ -112,8 +123,31 @@ mod tests {
         assert_eq!(state.record(true, 2, 3), None, "back up needs rise results");
         assert_eq!(state.record(true, 2, 3), Some(Transition::WentUp));
         let mut state = ServerHealth::in_service();
-        assert_eq!(state.record(true, 2, 3), None, "up and already in service");
+        assert_eq!(
+            state.record(true, 2, 3),
+            Some(Transition::Confirmed),
+            "up and already in service"
+        );
         assert!(state.is_up());
+        assert_eq!(state.record(true, 2, 3), None, "confirmed once");
+    }
+
+    #[test]
+    fn a_known_state_changes_only_by_hysteresis() {
+        let mut down = ServerHealth::known(false);
+        assert!(!down.is_up());
+        assert_eq!(
+            down.record(true, 2, 3),
+            None,
+            "one good result is not enough"
+        );
+        assert_eq!(down.record(true, 2, 3), Some(Transition::WentUp));
+        let mut up = ServerHealth::known(true);
+        assert!(up.is_up());
+        assert_eq!(up.record(true, 2, 3), None, "no confirmation needed");
+        assert_eq!(up.record(false, 2, 3), None, "one bad result is not enough");
+        assert_eq!(up.record(false, 2, 3), None);
+        assert_eq!(up.record(false, 2, 3), Some(Transition::WentDown));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Raw ICMP/ICMPv6 echo sockets (the one thing CAP_NET_RAW is kept for) and one round of
-//! echoes over them.
+//! echoes over them: sent at once, the replies collected whenever the prober's loop finds
+//! the sockets readable (`Echoes`), so that the loop never waits on them.
 
 use super::deadline::poll_timeout;
 use super::echo_packet::{
@@ -15,7 +16,7 @@ use nix::sys::socket::{
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 /// From <linux/icmp.h> and <linux/icmpv6.h>; libc does not export them.
@@ -87,6 +88,11 @@ impl IcmpSocket {
                 Err(errno) => return Err(errno.into()),
             }
         }
+    }
+
+    /// For the prober's poll loop: it wakes when replies arrive.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 
     fn wait(&self, events: PollFlags, deadline: Instant) -> io::Result<()> {
@@ -162,7 +168,83 @@ pub struct EchoOutcome {
     pub send_errors: Vec<(SocketAddr, io::Error)>,
 }
 
-/// Sends `tag` to every target and collects the replies that carry it until `deadline`.
+/// The echoes of one round in flight: sent without waiting, their replies collected by
+/// `collect` whenever the caller finds a socket readable (or its deadline came).
+pub struct Echoes {
+    tag: EchoTag,
+    /// Unicast targets that have not answered yet.
+    awaited: HashSet<IpAddr>,
+    /// A group target was sent to: listen until the deadline.
+    listen_to_deadline: bool,
+    seen: HashSet<IpAddr>,
+    outcome: EchoOutcome,
+}
+
+impl Echoes {
+    /// Sends `tag` to every target. A send buffer that is full fails that target at once
+    /// (its echo counts as a send error): waiting here would hold up the caller's loop.
+    /// Replies left from before are read and dropped first, so that the sockets' readiness
+    /// reports only this round's.
+    pub fn send(
+        v4: Option<&IcmpSocket>,
+        v6: Option<&IcmpSocket>,
+        targets: &[EchoTarget],
+        tag: EchoTag,
+    ) -> Echoes {
+        for socket in [v4, v6].into_iter().flatten() {
+            let _ = socket.drain(|_, _| {});
+        }
+        let mut echoes = Echoes {
+            tag,
+            awaited: HashSet::new(),
+            listen_to_deadline: false,
+            seen: HashSet::new(),
+            outcome: EchoOutcome::default(),
+        };
+        let now = Instant::now();
+        for target in targets {
+            let socket = if target.dest.is_ipv4() { v4 } else { v6 };
+            let sent = match socket {
+                Some(socket) => socket.send(target.dest, &tag, now),
+                None => Err(io::Error::other("no socket for this address family")),
+            };
+            match sent {
+                Err(error) => echoes.outcome.send_errors.push((target.dest, error)),
+                Ok(()) if target.group => echoes.listen_to_deadline = true,
+                Ok(()) => {
+                    echoes.awaited.insert(target.dest.ip());
+                }
+            }
+        }
+        echoes
+    }
+
+    /// Reads every reply queued on `sockets` and keeps those that carry our tag.
+    pub fn collect(&mut self, sockets: &[&IcmpSocket]) {
+        for socket in sockets {
+            // A receive error (rare: ENOMEM) loses only this batch; others may still come.
+            let _ = socket.drain(|from, reply| {
+                if reply == self.tag && self.seen.insert(from.ip()) {
+                    self.awaited.remove(&from.ip());
+                    self.outcome.replies.push(from);
+                }
+            });
+        }
+    }
+
+    /// Every unicast target answered and no group was asked: no need to wait longer.
+    pub fn complete(&self) -> bool {
+        !self.listen_to_deadline && self.awaited.is_empty()
+    }
+
+    pub fn outcome(self) -> EchoOutcome {
+        self.outcome
+    }
+}
+
+/// Sends `tag` to every target and collects the replies that carry it until `deadline`,
+/// waiting (for tests: the prober's round waits in its own loop, see `Echoes`).
+#[cfg(test)]
 pub fn echo_round(
     v4: Option<&IcmpSocket>,
     v6: Option<&IcmpSocket>,
@@ -195,6 +277,7 @@ pub fn echo_round(
 
 /// Replies carrying `tag`, until `deadline` or, unless `listen_to_deadline`, until every
 /// address in `awaited` has answered.
+#[cfg(test)]
 pub fn collect_replies(
     sockets: &[&IcmpSocket],
     tag: EchoTag,

@@ -1,7 +1,10 @@
 //! The health checks of failover: each round pings the real servers and the broadcast
 //! addresses, tries a TCP connect to `port_alive` on whoever answered, and feeds the results
 //! through rise/fall hysteresis. Only changes come out; the caller logs and forwards them.
+//! A round never blocks: the caller starts it, then advances it from its poll loop whenever
+//! one of `watched_fds` is ready or `round_deadline` comes.
 
+mod book;
 mod deadline;
 mod echo_packet;
 mod hysteresis;
@@ -12,12 +15,12 @@ mod round;
 mod sockets;
 mod tcp_connect;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use round::FailReason;
 
 use hysteresis::{ServerHealth, Transition};
-use round::{run_round, RoundPlan};
+use round::{Progress, Round, RoundPlan};
 use sockets::ProbeSockets;
 
 use loaded_proto::balancing::Backend;
@@ -25,6 +28,8 @@ use loaded_proto::roles::ProberPart;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::time::Instant;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -32,6 +37,9 @@ pub enum Event {
     Down { addr: IpAddr, reason: FailReason },
     /// A server out of service passed `rise` rounds in a row.
     Up { addr: IpAddr },
+    /// A configured server not checked yet (in service all along) passed its first check:
+    /// only the master's book learns of it.
+    Confirmed { addr: IpAddr },
     /// A host inside RIP4/RIP6 answered the broadcast and passed `rise` rounds; it is in
     /// service from now on and checked like a configured server.
     Discovered { backend: Backend },
@@ -58,6 +66,8 @@ pub struct HealthChecker {
     candidates: HashMap<IpAddr, ServerHealth>,
     ignored: HashSet<IpAddr>,
     broadcast_errors: HashMap<IpAddr, String>,
+    /// The round in flight, if any.
+    round: Option<Round>,
 }
 
 impl HealthChecker {
@@ -80,12 +90,67 @@ impl HealthChecker {
             candidates: HashMap::new(),
             ignored: HashSet::new(),
             broadcast_errors: HashMap::new(),
+            round: None,
         })
     }
 
-    /// Runs one round (at most about 2 * check_timeout) and returns what changed.
+    /// Starts a round (sends its echoes) unless one is in flight; returns at once.
+    pub fn start_round(&mut self) {
+        if self.round.is_none() {
+            self.round = Some(Round::start(&self.plan, &mut self.sockets));
+        }
+    }
+
+    pub fn round_in_flight(&self) -> bool {
+        self.round.is_some()
+    }
+
+    /// When the round in flight must be advanced at the latest.
+    pub fn round_deadline(&self) -> Option<Instant> {
+        self.round.as_ref().map(Round::deadline)
+    }
+
+    /// The echo sockets (readable when replies arrive) and the connects in flight
+    /// (writable when done): what the caller's poll watches to advance the round.
+    pub fn watched_fds(&self) -> (Vec<RawFd>, Vec<RawFd>) {
+        let echo = [self.sockets.v4.as_ref(), self.sockets.v6.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(icmp::IcmpSocket::raw_fd)
+            .collect();
+        let connects = self
+            .round
+            .as_ref()
+            .map_or_else(Vec::new, Round::connect_fds);
+        (echo, connects)
+    }
+
+    /// Takes in what arrived for the round in flight, without waiting; once the round is
+    /// over (its phases complete or past their deadlines at `now`), what changed.
+    pub fn advance_round(&mut self, now: Instant) -> Option<Vec<Event>> {
+        let round = self.round.take()?;
+        match round.advance(&self.plan, &self.sockets, now) {
+            Progress::Running(round) => {
+                self.round = Some(round);
+                None
+            }
+            Progress::Done(report) => Some(self.record(report)),
+        }
+    }
+
+    /// Runs one round in place (at most about 2 * check_timeout) and returns what changed.
+    #[cfg(test)]
     pub fn check(&mut self) -> Vec<Event> {
-        let report = run_round(&self.plan, &mut self.sockets);
+        self.start_round();
+        loop {
+            if let Some(events) = self.advance_round(Instant::now()) {
+                return events;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    fn record(&mut self, report: round::RoundReport) -> Vec<Event> {
         let mut events = Vec::new();
         self.record_servers(report.servers, &mut events);
         self.record_candidates(&report.discovered, &mut events);
@@ -118,6 +183,7 @@ impl HealthChecker {
                     events.push(Event::Down { addr, reason });
                 }
                 (Some(Transition::WentUp), _) => events.push(Event::Up { addr }),
+                (Some(Transition::Confirmed), _) => events.push(Event::Confirmed { addr }),
                 _ => {}
             }
         }

@@ -50,6 +50,9 @@ impl HealthChecker {
         part: &ProberPart,
         withdrawn: &[IpAddr],
     ) -> (Reloaded, Result<(), SocketsKept>) {
+        // A round in flight checks the old plan: it is dropped, and the caller starts a new
+        // one.
+        self.round = None;
         let withdrawn: HashSet<IpAddr> = withdrawn.iter().copied().collect();
         let configured = part.health.servers.clone();
         let now_configured: HashSet<IpAddr> = configured.iter().map(|b| b.addr).collect();

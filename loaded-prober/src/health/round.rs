@@ -1,16 +1,21 @@
 //! One check round: ping every known server and the broadcast addresses, then try a TCP
 //! connect to `port_alive` on whoever answered.
+//!
+//! A round is a state machine (`Round`) that the prober's poll loop drives: it sends and
+//! connects without waiting, and the loop wakes it when a socket is ready or a phase's
+//! deadline comes, so worker links and the master are served while checks are in flight.
 
 use super::echo_packet::EchoTag;
-use super::icmp::{echo_round, EchoOutcome, EchoTarget};
+use super::icmp::{EchoOutcome, EchoTarget, Echoes};
 use super::local::local_addresses;
 use super::sockets::ProbeSockets;
-use super::tcp_connect::{connect_all, ConnectOutcome};
+use super::tcp_connect::{ConnectOutcome, Connects};
 use loaded_proto::balancing::IpNet;
 use loaded_proto::roles::ProberPart;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +47,7 @@ impl RoundPlan {
         }
     }
 
-    fn in_rip(&self, addr: IpAddr) -> bool {
+    pub(super) fn in_rip(&self, addr: IpAddr) -> bool {
         let rip = if addr.is_ipv4() { self.rip4 } else { self.rip6 };
         rip.is_some_and(|net| net.contains(addr))
     }
@@ -91,44 +96,172 @@ pub struct RoundReport {
     pub broadcast_errors: Vec<(IpAddr, String)>,
 }
 
-/// Takes at most about 2 * `plan.timeout`: one for the echoes, one for the connects.
-pub fn run_round(plan: &RoundPlan, sockets: &mut ProbeSockets) -> RoundReport {
-    let tag = sockets.next_tag();
-    let echo = send_echoes(plan, sockets, tag);
-    let answered: HashSet<IpAddr> = echo.replies.iter().map(SocketAddr::ip).collect();
-    let planned: HashSet<IpAddr> = plan.servers.iter().copied().collect();
-    let (candidates, ignored) = strangers(plan, &echo, &planned);
+/// A round in flight. It takes at most about 2 * `plan.timeout`: one for the echoes, one
+/// for the connects.
+pub struct Round {
+    /// The servers in the plan when the round started, in order (the report follows it).
+    servers: Vec<IpAddr>,
+    phase: Phase,
+}
 
-    // Configured servers first, then candidates; `outcomes` follows the same order.
-    let mut connect_to: Vec<SocketAddr> = plan
-        .servers
-        .iter()
-        .filter(|addr| answered.contains(addr))
-        .map(|addr| SocketAddr::new(*addr, plan.port))
-        .collect();
-    let checked_servers = connect_to.len();
-    connect_to.extend(candidates.iter().map(|from| with_port(*from, plan.port)));
-    let mut outcomes = connect_all(&connect_to, plan.timeout).into_iter();
+enum Phase {
+    Echo {
+        echoes: Echoes,
+        deadline: Instant,
+    },
+    Connect {
+        echo: EchoOutcome,
+        answered: HashSet<IpAddr>,
+        candidates: Vec<SocketAddr>,
+        ignored: Vec<IpAddr>,
+        connects: Connects,
+        deadline: Instant,
+    },
+}
 
-    let servers = plan
-        .servers
+/// What `Round::advance` left.
+pub enum Progress {
+    Running(Round),
+    Done(RoundReport),
+}
+
+impl Round {
+    /// Sends the echoes; returns at once.
+    pub fn start(plan: &RoundPlan, sockets: &mut ProbeSockets) -> Round {
+        let tag = sockets.next_tag();
+        Round {
+            servers: plan.servers.clone(),
+            phase: Phase::Echo {
+                echoes: send_echoes(plan, sockets, tag),
+                deadline: Instant::now() + plan.timeout,
+            },
+        }
+    }
+
+    /// When the current phase ends at the latest: the caller's poll timeout.
+    pub fn deadline(&self) -> Instant {
+        match &self.phase {
+            Phase::Echo { deadline, .. } | Phase::Connect { deadline, .. } => *deadline,
+        }
+    }
+
+    /// The sockets whose readiness moves the round on, for the caller's poll: the echo
+    /// sockets are always watched; these are the connects in flight.
+    pub fn connect_fds(&self) -> Vec<RawFd> {
+        match &self.phase {
+            Phase::Echo { .. } => Vec::new(),
+            Phase::Connect { connects, .. } => connects.pending_fds(),
+        }
+    }
+
+    /// Takes in what arrived, without waiting, and moves to the next phase when this one
+    /// is complete or past its deadline at `now`.
+    pub fn advance(self, plan: &RoundPlan, sockets: &ProbeSockets, now: Instant) -> Progress {
+        let Round { servers, phase } = self;
+        match phase {
+            Phase::Echo {
+                mut echoes,
+                deadline,
+            } => {
+                let open: Vec<_> = [sockets.v4.as_ref(), sockets.v6.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                echoes.collect(&open);
+                if !echoes.complete() && now < deadline {
+                    return Progress::Running(Round {
+                        servers,
+                        phase: Phase::Echo { echoes, deadline },
+                    });
+                }
+                let echo = echoes.outcome();
+                let answered: HashSet<IpAddr> = echo.replies.iter().map(SocketAddr::ip).collect();
+                let planned: HashSet<IpAddr> = servers.iter().copied().collect();
+                let (candidates, ignored) = strangers(plan, &echo, &planned);
+                // Servers first, then candidates; the outcomes follow the same order.
+                let mut connect_to: Vec<SocketAddr> = servers
+                    .iter()
+                    .filter(|addr| answered.contains(addr))
+                    .map(|addr| SocketAddr::new(*addr, plan.port))
+                    .collect();
+                connect_to.extend(candidates.iter().map(|from| with_port(*from, plan.port)));
+                let round = Round {
+                    servers,
+                    phase: Phase::Connect {
+                        echo,
+                        answered,
+                        candidates,
+                        ignored,
+                        connects: Connects::start(&connect_to),
+                        deadline: Instant::now() + plan.timeout,
+                    },
+                };
+                // Connects that finished at once (refused on loopback) may be all of them.
+                round.advance(plan, sockets, now)
+            }
+            Phase::Connect {
+                echo,
+                answered,
+                candidates,
+                ignored,
+                mut connects,
+                deadline,
+            } => {
+                connects.collect();
+                if !connects.complete() && now < deadline {
+                    return Progress::Running(Round {
+                        servers,
+                        phase: Phase::Connect {
+                            echo,
+                            answered,
+                            candidates,
+                            ignored,
+                            connects,
+                            deadline,
+                        },
+                    });
+                }
+                Progress::Done(report(
+                    &servers,
+                    &echo,
+                    &answered,
+                    candidates,
+                    ignored,
+                    connects.outcomes(),
+                ))
+            }
+        }
+    }
+}
+
+fn report(
+    servers: &[IpAddr],
+    echo: &EchoOutcome,
+    answered: &HashSet<IpAddr>,
+    candidates: Vec<SocketAddr>,
+    ignored: Vec<IpAddr>,
+    outcomes: Vec<ConnectOutcome>,
+) -> RoundReport {
+    let mut outcomes = outcomes.into_iter();
+    let servers: Vec<(IpAddr, Result<(), FailReason>)> = servers
         .iter()
         .map(|addr| {
             let result = if answered.contains(addr) {
                 outcomes.next().map_or(Err(FailReason::Timeout), Into::into)
             } else {
-                Err(no_reply_reason(&echo, *addr))
+                Err(no_reply_reason(echo, *addr))
             };
             (*addr, result)
         })
         .collect();
-    debug_assert_eq!(outcomes.len(), connect_to.len() - checked_servers);
+    debug_assert_eq!(outcomes.len(), candidates.len());
     let discovered = candidates
         .iter()
         .zip(outcomes)
         .filter(|(_, outcome)| *outcome == ConnectOutcome::Connected)
         .map(|(from, _)| from.ip())
         .collect();
+    let planned: HashSet<IpAddr> = servers.iter().map(|(addr, _)| *addr).collect();
     let broadcast_errors = echo
         .send_errors
         .iter()
@@ -143,7 +276,20 @@ pub fn run_round(plan: &RoundPlan, sockets: &mut ProbeSockets) -> RoundReport {
     }
 }
 
-fn send_echoes(plan: &RoundPlan, sockets: &ProbeSockets, tag: EchoTag) -> EchoOutcome {
+/// A whole round, waited out in place (for tests: the prober drives `Round` from its loop).
+#[cfg(test)]
+pub fn run_round(plan: &RoundPlan, sockets: &mut ProbeSockets) -> RoundReport {
+    let mut round = Round::start(plan, sockets);
+    loop {
+        match round.advance(plan, sockets, Instant::now()) {
+            Progress::Done(report) => return report,
+            Progress::Running(next) => round = next,
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn send_echoes(plan: &RoundPlan, sockets: &ProbeSockets, tag: EchoTag) -> Echoes {
     let unicast = plan.servers.iter().map(|addr| EchoTarget {
         dest: SocketAddr::new(*addr, 0),
         group: false,
@@ -157,14 +303,7 @@ fn send_echoes(plan: &RoundPlan, sockets: &ProbeSockets, tag: EchoTag) -> EchoOu
         group: true,
     });
     let targets: Vec<EchoTarget> = unicast.chain(broadcast4).chain(broadcast6).collect();
-    let deadline = Instant::now() + plan.timeout;
-    echo_round(
-        sockets.v4.as_ref(),
-        sockets.v6.as_ref(),
-        &targets,
-        tag,
-        deadline,
-    )
+    Echoes::send(sockets.v4.as_ref(), sockets.v6.as_ref(), &targets, tag)
 }
 
 /// Responders the plan does not know, split into those worth a connect (inside RIP) and

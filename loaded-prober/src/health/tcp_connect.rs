@@ -1,14 +1,17 @@
 //! Nonblocking TCP connects to many servers at once, all bounded by one timeout: a dead
-//! server must not delay the verdict on the others.
+//! server must not delay the verdict on the others. `Connects` holds them in flight; the
+//! prober's loop wakes when one finishes and looks, so it never waits on them.
 
+#[cfg(test)]
 use super::deadline::poll_timeout;
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
 };
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+#[cfg(test)]
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,42 +33,73 @@ impl ConnectOutcome {
     }
 }
 
-/// One outcome per target, in the targets' order. Each connection is closed as soon as it
-/// is established: reaching `accept`'s queue is all the check asks of the server.
-pub fn connect_all(targets: &[SocketAddr], timeout: Duration) -> Vec<ConnectOutcome> {
-    let deadline = Instant::now() + timeout;
-    let mut outcomes = vec![ConnectOutcome::TimedOut; targets.len()];
-    let mut pending: Vec<(usize, OwnedFd)> = Vec::new();
-    for (index, target) in targets.iter().enumerate() {
-        match start_connect(*target) {
-            Ok(Some(fd)) => pending.push((index, fd)),
-            Ok(None) => outcomes[index] = ConnectOutcome::Connected,
-            Err(errno) => outcomes[index] = ConnectOutcome::from_errno(errno),
+/// Connects in flight. Each connection is closed as soon as it is established: reaching
+/// `accept`'s queue is all the check asks of the server.
+pub struct Connects {
+    /// One per target, in the targets' order; `TimedOut` until known.
+    outcomes: Vec<ConnectOutcome>,
+    /// Target index and socket of the connects still in progress.
+    pending: Vec<(usize, OwnedFd)>,
+}
+
+impl Connects {
+    /// Starts a connect to every target; none waits.
+    pub fn start(targets: &[SocketAddr]) -> Connects {
+        let mut connects = Connects {
+            outcomes: vec![ConnectOutcome::TimedOut; targets.len()],
+            pending: Vec::new(),
+        };
+        for (index, target) in targets.iter().enumerate() {
+            match start_connect(*target) {
+                Ok(Some(fd)) => connects.pending.push((index, fd)),
+                Ok(None) => connects.outcomes[index] = ConnectOutcome::Connected,
+                Err(errno) => connects.outcomes[index] = ConnectOutcome::from_errno(errno),
+            }
         }
+        connects
     }
 
-    while !pending.is_empty() {
-        let Some(timeout) = poll_timeout(deadline) else {
-            break;
-        };
-        let mut fds: Vec<PollFd> = pending
+    /// The sockets still connecting, for the caller's poll (writable when done).
+    pub fn pending_fds(&self) -> Vec<RawFd> {
+        self.pending.iter().map(|(_, fd)| fd.as_raw_fd()).collect()
+    }
+
+    pub fn complete(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Takes in the connects that finished, without waiting.
+    pub fn collect(&mut self) {
+        self.wait_for_any(PollTimeout::ZERO);
+    }
+
+    /// Polls the pending sockets once, up to `timeout`, and takes in those that finished.
+    fn wait_for_any(&mut self, timeout: PollTimeout) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut fds: Vec<PollFd> = self
+            .pending
             .iter()
             .map(|(_, fd)| PollFd::new(fd.as_fd(), PollFlags::POLLOUT))
             .collect();
-        if let Err(errno) = poll(&mut fds, timeout) {
-            if errno == Errno::EINTR {
-                continue;
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => return,
+            Err(errno) => {
+                for (index, _) in self.pending.drain(..) {
+                    self.outcomes[index] =
+                        ConnectOutcome::Failed(format!("poll: {}", errno.desc()));
+                }
+                return;
             }
-            for (index, _) in pending.drain(..) {
-                outcomes[index] = ConnectOutcome::Failed(format!("poll: {}", errno.desc()));
-            }
-            break;
         }
         let ready: Vec<bool> = fds.iter().map(|fd| fd.any().unwrap_or(true)).collect();
         drop(fds);
         let mut ready = ready.into_iter();
+        let outcomes = &mut self.outcomes;
         // Dropping a finished entry closes its socket right away.
-        pending.retain(|(index, fd)| {
+        self.pending.retain(|(index, fd)| {
             if !ready.next().unwrap_or(false) {
                 return true;
             }
@@ -73,7 +107,26 @@ pub fn connect_all(targets: &[SocketAddr], timeout: Duration) -> Vec<ConnectOutc
             false
         });
     }
-    outcomes
+
+    /// One outcome per target, in the targets' order: those still connecting timed out.
+    pub fn outcomes(self) -> Vec<ConnectOutcome> {
+        self.outcomes
+    }
+}
+
+/// `Connects` waited out in place, up to `timeout` (for tests: the prober's round waits in
+/// its own loop).
+#[cfg(test)]
+pub fn connect_all(targets: &[SocketAddr], timeout: Duration) -> Vec<ConnectOutcome> {
+    let deadline = Instant::now() + timeout;
+    let mut connects = Connects::start(targets);
+    while !connects.complete() {
+        let Some(timeout) = poll_timeout(deadline) else {
+            break;
+        };
+        connects.wait_for_any(timeout);
+    }
+    connects.outcomes()
 }
 
 /// `Ok(None)`: connected at once (possible on loopback); `Ok(Some)`: in progress.

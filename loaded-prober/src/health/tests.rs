@@ -3,6 +3,7 @@
 
 use super::echo_packet::EchoTag;
 use super::icmp::{collect_replies, echo_round, EchoTarget, IcmpSocket};
+use super::round::run_round;
 use super::tcp_connect::{connect_all, ConnectOutcome};
 use super::*;
 use loaded_proto::config::Config;
@@ -163,7 +164,7 @@ fn connect_reports_listening_and_closed_ports() {
 
 /// A port on 127.0.0.1 whose accept queue is full: it drops further SYNs, as a hung
 /// server would. Keep the returned values alive while using the port.
-fn full_accept_queue() -> (std::os::fd::OwnedFd, std::net::TcpStream, u16) {
+pub(crate) fn full_accept_queue() -> (std::os::fd::OwnedFd, std::net::TcpStream, u16) {
     use nix::sys::socket::{bind, getsockname, listen, socket, SockaddrIn};
     use nix::sys::socket::{AddressFamily, Backlog, SockFlag, SockType};
     use std::os::fd::AsRawFd;
@@ -251,7 +252,11 @@ fn checker_takes_a_server_out_after_fall_and_back_after_rise() {
     assert_eq!(checker.states(), [(backend, true)]);
 
     let listener = TcpListener::bind((addr, port)).unwrap();
-    assert_eq!(checker.check(), [], "in service and answering");
+    assert_eq!(
+        checker.check(),
+        [Event::Confirmed { addr }],
+        "in service and answering"
+    );
     drop(listener);
     assert_eq!(checker.check(), []);
     assert_eq!(
@@ -306,10 +311,13 @@ fn candidates_need_rise_rounds_in_a_row_to_be_discovered() {
     );
     assert_eq!(
         events,
-        [Event::Down {
-            addr: host,
-            reason: FailReason::Timeout
-        }]
+        [
+            Event::Confirmed { addr: ip(V4) },
+            Event::Down {
+                addr: host,
+                reason: FailReason::Timeout
+            }
+        ]
     );
 }
 
@@ -377,4 +385,123 @@ fn a_reload_keeps_the_health_of_kept_servers_starts_new_ones_up_and_drops_remove
     assert_eq!(done.removed, [ip(V4), hot]);
     assert_eq!(checker.states(), [(new, true)]);
     assert!(checker.plan.withdrawn.contains(&hot));
+}
+
+#[test]
+fn a_restart_from_the_book_keeps_hot_plugged_servers_and_known_states() {
+    use loaded_proto::balancing::IpNet;
+    use loaded_proto::message::{BookedBackend, BookedHealth, Origin};
+    require_root();
+    let config = Config {
+        rip4: Some(IpNet {
+            addr: ip("127.0.0.0"),
+            prefix_len: 8,
+        }),
+        ..config_with(ip(V4), 1)
+    };
+    let mut checker = HealthChecker::new(&part(&config)).unwrap();
+    let configured = Backend {
+        addr: ip(V4),
+        weight: 1,
+    };
+    let hot = Backend {
+        addr: ip("127.0.0.9"),
+        weight: 1,
+    };
+    let outside = Backend {
+        addr: ip("198.19.0.9"),
+        weight: 1,
+    };
+    let booked = |backend, origin, health| BookedBackend {
+        backend,
+        origin,
+        health,
+    };
+    checker.start_from(&[
+        booked(configured, Origin::Configured, BookedHealth::Down),
+        booked(hot, Origin::HotPlugged, BookedHealth::Up),
+        booked(outside, Origin::HotPlugged, BookedHealth::Up),
+    ]);
+    assert_eq!(checker.states(), [(configured, false), (hot, true)]);
+    assert_eq!(checker.plan.servers, [configured.addr, hot.addr]);
+    // Down by the book: one good round is not enough to come back (rise=2), and the hot
+    // plugged one is not up on probation either: one bad round does not take it out.
+    let mut events = Vec::new();
+    checker.record_servers(
+        vec![
+            (configured.addr, Ok(())),
+            (hot.addr, Err(FailReason::NoReply)),
+        ],
+        &mut events,
+    );
+    assert_eq!(events, []);
+    checker.record_servers(
+        vec![
+            (configured.addr, Ok(())),
+            (hot.addr, Err(FailReason::NoReply)),
+        ],
+        &mut events,
+    );
+    assert_eq!(
+        events,
+        [
+            Event::Up {
+                addr: configured.addr
+            },
+            Event::Down {
+                addr: hot.addr,
+                reason: FailReason::NoReply
+            }
+        ]
+    );
+}
+
+/// The round never holds up its caller: starting it and advancing it return at once, while
+/// a connect to a hung server is in flight; it ends by its deadlines.
+#[test]
+fn a_round_in_flight_never_blocks_its_caller() {
+    require_root();
+    let (_listener, _queued, port) = full_accept_queue();
+    let config = Config {
+        check_timeout: Duration::from_secs(1),
+        ..config_with(ip(V4), port)
+    };
+    let mut checker = HealthChecker::new(&part(&config)).unwrap();
+    let start = Instant::now();
+    checker.start_round();
+    assert!(start.elapsed() < Duration::from_millis(100), "start waited");
+    let (echo, _) = checker.watched_fds();
+    assert_eq!(echo.len(), 1, "the IPv4 echo socket is watched");
+    let mut saw_connect_in_flight = false;
+    let events = loop {
+        let before = Instant::now();
+        let done = checker.advance_round(Instant::now());
+        assert!(
+            before.elapsed() < Duration::from_millis(100),
+            "advance waited"
+        );
+        if let Some(events) = done {
+            break events;
+        }
+        saw_connect_in_flight |= !checker.watched_fds().1.is_empty();
+        assert!(checker.round_deadline().is_some());
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(
+        saw_connect_in_flight,
+        "the connect was watched while in flight"
+    );
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_millis(2300),
+        "{elapsed:?}"
+    );
+    assert_eq!(
+        events,
+        [Event::Down {
+            addr: ip(V4),
+            reason: FailReason::Timeout
+        }]
+    );
+    assert!(!checker.round_in_flight());
 }

@@ -30,7 +30,7 @@ mod identity;
 mod key;
 mod keyed_hash;
 mod layout;
-mod region;
+pub(crate) mod region;
 #[cfg(test)]
 mod tests;
 

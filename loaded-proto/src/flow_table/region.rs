@@ -7,7 +7,7 @@ use nix::sys::memfd::{memfd_create, MFdFlags};
 use nix::sys::mman::{mmap, mmap_anonymous, munmap, MapFlags, ProtFlags};
 use nix::sys::stat::fstat;
 use nix::unistd::ftruncate;
-use std::ffi::c_void;
+use std::ffi::{c_void, CStr};
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -16,12 +16,15 @@ use std::ptr::NonNull;
 /// Creates the zero-filled region for `capacity` flows, sealed against resizing: a worker
 /// that could shrink it would make every other worker fault on its next access.
 pub fn create_region(capacity: usize) -> io::Result<OwnedFd> {
-    let fd = memfd_create(
-        c"loaded-flow-table",
-        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
-    )?;
-    let len = libc::off_t::try_from(region_len(capacity))
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "flow table too large"))?;
+    create_sealed(c"loaded-flow-table", region_len(capacity))
+}
+
+/// A zero-filled memfd of `len` bytes named `name` (for /proc/PID/maps), sealed against
+/// resizing; shared by the flow table and the counters.
+pub(crate) fn create_sealed(name: &CStr, len: usize) -> io::Result<OwnedFd> {
+    let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)?;
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "shared region too large"))?;
     ftruncate(&fd, len)?;
     fcntl(
         &fd,
@@ -54,31 +57,33 @@ impl SharedMemory {
                 ),
             ));
         }
+        SharedMemory::of_sealed(fd, expected)
+    }
+
+    /// Maps all `len` bytes of `fd`, whose size the caller has checked, after checking that
+    /// it is sealed against shrinking.
+    pub(crate) fn of_sealed(fd: BorrowedFd<'_>, len: usize) -> io::Result<SharedMemory> {
         let seals = SealFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GET_SEALS)?);
         if !seals.contains(SealFlag::F_SEAL_SHRINK) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "flow table region is not sealed against shrinking",
+                "shared region is not sealed against shrinking",
             ));
         }
-        let len = non_zero(expected);
         // SAFETY: a fresh mapping at an address the kernel chooses cannot alias any Rust
-        // object. The file cannot shrink (checked seal), so every byte of `len` stays
-        // backed and access never raises SIGBUS.
+        // object. The file cannot shrink (checked seal), and the caller checked that it
+        // holds `len` bytes, so every byte stays backed and access never raises SIGBUS.
         let start = unsafe {
             mmap(
                 None,
-                len,
+                non_zero(len),
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
                 MapFlags::MAP_SHARED,
                 fd,
                 0,
             )
         }?;
-        Ok(SharedMemory {
-            start,
-            len: expected,
-        })
+        Ok(SharedMemory { start, len })
     }
 
     /// Zero-filled shared memory for `len` bytes, that only this process (and children
@@ -116,7 +121,7 @@ impl Drop for SharedMemory {
         // SAFETY: `start` and `len` are exactly what mmap returned and was asked for, and
         // every reference into the mapping borrows `self`, so none outlives this call.
         if let Err(e) = unsafe { munmap(self.start, self.len) } {
-            log::warn!("cannot unmap the flow table: {e}");
+            log::warn!("cannot unmap a shared region: {e}");
         }
     }
 }

@@ -13,6 +13,7 @@ pub const ENTRY: Entry = Entry {
             to: Role::Worker,
             kinds: &[
                 MessageKind::WorkerSetup,
+                MessageKind::BackendBook,
                 MessageKind::ProberLink,
                 MessageKind::WorkerReconfigure,
                 MessageKind::Ping,
@@ -25,6 +26,7 @@ pub const ENTRY: Entry = Entry {
             to: Role::Prober,
             kinds: &[
                 MessageKind::ProberSetup,
+                MessageKind::BackendBook,
                 MessageKind::ProberLink,
                 MessageKind::ProberReconfigure,
                 MessageKind::Ping,

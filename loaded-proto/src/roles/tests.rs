@@ -51,6 +51,7 @@ fn only_the_master_hands_out_setups_links_and_descriptors() {
     // A worker's word on the servers' health is not taken: only the prober's.
     let change = Message::BackendChange {
         update: crate::message::BackendUpdate::Up(Ipv4Addr::new(198, 19, 0, 1).into()),
+        reason: crate::message::StateReason::ChecksPassed,
     };
     assert!(permit(Role::Prober, Role::Master, &change).is_ok());
     let refused = permit(Role::Worker, Role::Master, &change).unwrap_err();
