@@ -774,8 +774,10 @@ enum Action {
     BackendChange(BackendUpdate, StateReason),
 }
 
-/// How long a child may leave the heartbeat unanswered. A round of checks holds the
-/// prober's loop for up to one `check_timeout` per phase (the pings, the connects).
+/// How long a child may leave the heartbeat unanswered. The prober gets the length of a
+/// round's two phases (the pings, the connects: up to one `check_timeout` each) on top: its
+/// loop serves the master between the steps of a round, but a slow step must not cost it
+/// its life.
 fn heartbeat_limit(role: &Role, check_timeout: Duration) -> Duration {
     match role {
         Role::Worker { .. } => WORKER_HEARTBEAT_LIMIT,
