@@ -1,6 +1,7 @@
 //! The command line, compatible with the original loaded's flags.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::path::PathBuf;
 
 pub const USAGE: &str = "\
@@ -38,39 +39,72 @@ pub enum Command {
     Version,
 }
 
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+/// A command line that does not parse.
+#[derive(Debug)]
+pub enum CliError {
+    /// An unknown flag, a missing value, a stray argument: lexopt's words.
+    Syntax(lexopt::Error),
+    BadQueueLength {
+        text: String,
+    },
+    BothFamiliesOnly,
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Syntax(e) => e.fmt(f),
+            CliError::BadQueueLength { text } => {
+                write!(f, "-Q: '{text}' is not a queue length (1 to 4294967295)")
+            }
+            CliError::BothFamiliesOnly => {
+                f.write_str("-4 and -6 exclude each other (without either, both families run)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<lexopt::Error> for CliError {
+    fn from(e: lexopt::Error) -> Self {
+        CliError::Syntax(e)
+    }
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, CliError> {
     use lexopt::prelude::*;
     let mut options = Options::default();
     let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+    while let Some(arg) = parser.next()? {
         match arg {
             Short('4') | Long("ipv4") => options.ipv4_only = true,
             Short('6') | Long("ipv6") => options.ipv6_only = true,
-            Short('c') | Long("config") => {
-                options.config = Some(parser.value().map_err(|e| e.to_string())?.into())
-            }
+            Short('c') | Long("config") => options.config = Some(parser.value()?.into()),
             Short('f') | Long("failover") => options.failover = true,
             Short('D') | Long("foreground") | Long("debug") => options.foreground = true,
             Short('Q') | Long("queue-len") => {
-                let value = parser.value().map_err(|e| e.to_string())?;
+                let value = parser.value()?;
                 let text = value.to_string_lossy();
                 let len = text.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    format!("-Q: '{text}' is not a queue length (1 to 4294967295)")
+                    CliError::BadQueueLength {
+                        text: text.to_string(),
+                    }
                 })?;
                 options.queue_len = Some(len);
             }
             Short('U') | Long("user") => {
-                let value = parser.value().map_err(|e| e.to_string())?;
+                let value = parser.value()?;
                 options.user = Some(value.to_string_lossy().into_owned());
             }
             Short('t') | Long("test") => options.test_config = true,
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
-            _ => return Err(arg.unexpected().to_string()),
+            _ => return Err(arg.unexpected().into()),
         }
     }
     if options.ipv4_only && options.ipv6_only {
-        return Err("-4 and -6 exclude each other (without either, both families run)".into());
+        return Err(CliError::BothFamiliesOnly);
     }
     Ok(Command::Run(options))
 }
@@ -79,7 +113,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
 mod tests {
     use super::*;
 
-    fn run(args: &[&str]) -> Result<Command, String> {
+    fn run(args: &[&str]) -> Result<Command, CliError> {
         parse(args.iter().map(OsString::from))
     }
 
@@ -116,13 +150,22 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_refused_with_a_reason() {
-        assert!(run(&["-Q", "lots"])
-            .unwrap_err()
-            .contains("not a queue length"));
-        assert!(run(&["-Q", "0"]).is_err());
-        assert!(run(&["-4", "-6"]).unwrap_err().contains("exclude"));
-        assert!(run(&["-x"]).is_err());
-        assert!(run(&["-c"]).is_err());
-        assert!(run(&["stray"]).is_err());
+        let lots = run(&["-Q", "lots"]).unwrap_err();
+        assert!(
+            matches!(&lots, CliError::BadQueueLength { text } if text == "lots"),
+            "{lots:?}"
+        );
+        assert!(lots.to_string().contains("not a queue length"), "{lots}");
+        assert!(matches!(
+            run(&["-Q", "0"]),
+            Err(CliError::BadQueueLength { .. })
+        ));
+        assert!(matches!(
+            run(&["-4", "-6"]),
+            Err(CliError::BothFamiliesOnly)
+        ));
+        for bad in [&["-x"][..], &["-c"], &["stray"]] {
+            assert!(matches!(run(bad), Err(CliError::Syntax(_))), "{bad:?}");
+        }
     }
 }

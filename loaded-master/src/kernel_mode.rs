@@ -106,9 +106,11 @@ impl KernelForwarding {
         })
     }
 
-    /// Installs the table (replacing a leftover of a killed run).
-    pub fn install(&self) -> Result<(), KernelModeError> {
-        self.table()?.install().map_err(KernelModeError::Nft)
+    /// Installs the table (replacing a leftover of a killed run); it stays until the
+    /// returned guard is dropped.
+    pub fn install(&self) -> Result<InstalledTable, KernelModeError> {
+        self.table()?.install().map_err(KernelModeError::Nft)?;
+        Ok(InstalledTable { _private: () })
     }
 
     /// Acts on a change the prober saw and the backend book accepted. Failures of the
@@ -190,11 +192,19 @@ impl KernelForwarding {
     }
 }
 
-/// Removes the table at stop; a failure is logged, as there is nothing else to do then.
-pub fn remove_table() {
-    match nft::remove() {
-        Ok(()) => log::info!("nftables table inet {} removed", nft::TABLE),
-        Err(e) => log::error!("{e}"),
+/// The installed nftables table, removed when this is dropped, whichever way the master
+/// exits; a failure is logged, as there is nothing else to do then.
+#[derive(Debug)]
+pub struct InstalledTable {
+    _private: (),
+}
+
+impl Drop for InstalledTable {
+    fn drop(&mut self) {
+        match nft::remove() {
+            Ok(()) => log::info!("nftables table inet {} removed", nft::TABLE),
+            Err(e) => log::error!("{e}"),
+        }
     }
 }
 

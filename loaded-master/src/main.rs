@@ -8,6 +8,7 @@
 
 mod backend_book;
 mod bounded_command;
+mod child_errors;
 mod cli;
 mod config_file;
 mod conntrack;
@@ -15,6 +16,7 @@ mod daemon;
 mod kernel_mode;
 mod log_budget;
 mod master;
+mod master_error;
 mod nft;
 mod queue_drops;
 mod queues;

@@ -8,6 +8,7 @@ use crate::cli::{self, Command, Options};
 use crate::config_file::ConfigSource;
 use crate::daemon::{self, PidFile, Readiness};
 use crate::kernel_mode::{self, KernelForwarding};
+use crate::master_error::{ChrootProblem, MasterError};
 use crate::queues;
 use crate::reload::Reloader;
 use crate::rules::{FamilyRules, RealSource, RuleSet};
@@ -19,6 +20,7 @@ use loaded_proto::balancing::IpNet;
 use loaded_proto::config::{Checked, Config, ConfigWarning, Rules};
 use loaded_proto::flow_table;
 use loaded_proto::forwarding::Forward;
+use loaded_proto::roles;
 use loaded_proto::wire::Family;
 use signal_hook_mio::v1_0::Signals;
 use std::net::IpAddr;
@@ -76,7 +78,7 @@ fn run(
     config: Config,
     warnings: &[ConfigWarning],
     source: ConfigSource,
-) -> Result<i32, String> {
+) -> Result<i32, MasterError> {
     let level = if options.foreground {
         log::LevelFilter::Debug
     } else {
@@ -90,17 +92,16 @@ fn run(
         log::warn!("{warning}");
     }
 
-    let mut signals =
-        supervisor::handle_signals().map_err(|e| format!("cannot handle signals: {e}"))?;
+    let mut signals = supervisor::handle_signals().map_err(MasterError::Signals)?;
     if !nix::unistd::geteuid().is_root() {
-        return Err("loaded-master must run as root (it binds NFQUEUEs and installs rules)".into());
+        return Err(MasterError::NotRoot);
     }
     let (uid, gid) = resolve_user(&config.user)?;
     prepare_chroot(&config.chroot)?;
     let (worker_binary, prober_binary) = child_binaries()?;
     let cores = config
         .worker_cores(&allowed_cpus()?)
-        .map_err(|e| e.to_string())?;
+        .map_err(MasterError::Cores)?;
     warn_if_not_forwarding(&config);
 
     // Privileged resources, in the order that is easiest to undo.
@@ -108,78 +109,104 @@ fn run(
     for core in cores.clone() {
         queue_sockets.push((
             core,
-            queues::open(core, config.nfq_len).map_err(|e| e.to_string())?,
+            queues::open(core, config.nfq_len).map_err(MasterError::Queue)?,
         ));
     }
+    let mut readiness = None;
+    let result = run_installed(
+        options,
+        config,
+        source,
+        &mut signals,
+        Acquired {
+            queue_sockets,
+            queues: cores,
+            user: (uid, gid),
+            worker_binary,
+            prober_binary,
+        },
+        &mut readiness,
+    );
+    // The rules and the kernel-mode table are gone by now (their guards dropped with
+    // `run_installed`): the start command hears of a failure once it is cleaned up.
+    if let (Err(e), Some(readiness)) = (&result, readiness.as_mut()) {
+        readiness.failed(&e.to_string());
+    }
+    result
+}
+
+/// What `run` checked and opened before anything changes the system.
+struct Acquired {
+    queue_sockets: Vec<(u16, nfq::Queue)>,
+    queues: std::ops::RangeInclusive<u16>,
+    /// The children's uid and gid.
+    user: (u32, u32),
+    worker_binary: PathBuf,
+    prober_binary: PathBuf,
+}
+
+/// From the shared flow table on: every change to the system (the kernel-mode table, the
+/// rules) is held by a guard that undoes it when dropped, whichever way this returns (or
+/// unwinds); the master's exit paths rely on that.
+fn run_installed(
+    options: Options,
+    config: Config,
+    source: ConfigSource,
+    signals: &mut Signals,
+    acquired: Acquired,
+    readiness: &mut Option<Readiness>,
+) -> Result<i32, MasterError> {
+    let Acquired {
+        queue_sockets,
+        queues,
+        user: (uid, gid),
+        worker_binary,
+        prober_binary,
+    } = acquired;
     let capacity = u64::from(config.max_flows);
-    let flow_table = flow_table::create_region(capacity as usize)
-        .map_err(|e| format!("cannot create the shared flow table: {e}"))?;
+    let flow_table =
+        flow_table::create_region(capacity as usize).map_err(MasterError::FlowTable)?;
     // Slots in config order before any worker runs: kernel mode's marks name them, and
     // both modes then number the servers alike.
     let slots =
         ServerSlots::register_configured(flow_table.as_fd(), capacity as usize, &config.backends())
-            .map_err(|e| e.to_string())?;
-    let kernel = match config.forward {
+            .map_err(MasterError::Slots)?;
+    // Declared before the rules' guard, so dropped after it: the queue rules go first.
+    let (kernel, _kernel_table) = match config.forward {
         Forward::Kernel => {
             kernel_mode::warn_if_conntrack_small(config.max_flows);
             let kernel = KernelForwarding::new(slots, &config);
             // Before the queue rules: a decided packet must find its map.
-            kernel.install().map_err(|e| e.to_string())?;
-            Some(kernel)
+            let table = kernel.install().map_err(MasterError::KernelTable)?;
+            (Some(kernel), Some(table))
         }
         Forward::Userspace => {
             // A NAT table left by a killed kernel-mode run would confuse the rewrite.
             kernel_mode::remove_leftover_table();
-            None
+            (None, None)
         }
     };
-    let rule_set = rule_set(&config, *cores.start(), *cores.end());
-    if config.rules == Rules::Auto {
-        if let Err(e) = rule_set.install() {
-            remove_kernel_table(&kernel);
-            return Err(format!("cannot install rules: {e}"));
-        }
-    }
-    // From here on, every exit path removes the rules.
-    let mut readiness = if options.foreground {
+    let rule_set = rule_set(&config, *queues.start(), *queues.end());
+    let _installed_rules = match config.rules {
+        Rules::Auto => Some(rule_set.install().map_err(MasterError::Rules)?),
+        Rules::Manual => None,
+    };
+    let readiness = readiness.insert(if options.foreground {
         Readiness::none()
     } else {
-        match daemon::daemonize() {
-            Ok(readiness) => {
-                syslog_sink::reconnect();
-                readiness
-            }
-            Err(e) => {
-                if config.rules == Rules::Auto {
-                    rule_set.remove();
-                }
-                remove_kernel_table(&kernel);
-                return Err(format!("cannot daemonize: {e}"));
-            }
-        }
-    };
-    let reloader = match ServerSlots::register_configured(
-        flow_table.as_fd(),
-        capacity as usize,
-        &config.backends(),
-    ) {
-        Ok(slots) => {
-            let rules = (config.rules == Rules::Auto && config.forward == Forward::Userspace)
-                .then(|| rule_set.clone());
-            Reloader::new(source, slots, rules, &config)
-        }
-        Err(e) => {
-            if config.rules == Rules::Auto {
-                rule_set.remove();
-            }
-            remove_kernel_table(&kernel);
-            readiness.failed(&e.to_string());
-            return Err(e.to_string());
-        }
-    };
-    let result = run_daemon(
-        &mut readiness,
-        &mut signals,
+        let readiness = daemon::daemonize().map_err(MasterError::Daemonize)?;
+        syslog_sink::reconnect();
+        readiness
+    });
+    let slots =
+        ServerSlots::register_configured(flow_table.as_fd(), capacity as usize, &config.backends())
+            .map_err(MasterError::Slots)?;
+    let rules = (config.rules == Rules::Auto && config.forward == Forward::Userspace)
+        .then(|| rule_set.clone());
+    let reloader = Reloader::new(source, slots, rules, &config);
+    run_daemon(
+        readiness,
+        signals,
         &config,
         reloader,
         Settings {
@@ -198,18 +225,7 @@ fn run(
         },
         kernel,
         queue_sockets,
-    );
-    if config.rules == Rules::Auto {
-        rule_set.remove();
-        log::info!("rules removed");
-    }
-    if config.forward == Forward::Kernel {
-        kernel_mode::remove_table();
-    }
-    if let Err(e) = &result {
-        readiness.failed(e);
-    }
-    result
+    )
 }
 
 fn run_daemon(
@@ -220,11 +236,13 @@ fn run_daemon(
     settings: Settings,
     kernel: Option<KernelForwarding>,
     queue_sockets: Vec<(u16, nfq::Queue)>,
-) -> Result<i32, String> {
-    let _pidfile = PidFile::create(&config.pidfile)
-        .map_err(|e| format!("cannot write pidfile {}: {e}", config.pidfile.display()))?;
+) -> Result<i32, MasterError> {
+    let _pidfile = PidFile::create(&config.pidfile).map_err(|source| MasterError::PidFile {
+        path: config.pidfile.clone(),
+        source,
+    })?;
     let failover = config.failover;
-    let mut supervisor = Supervisor::new(settings, kernel, reloader).map_err(|e| e.to_string())?;
+    let mut supervisor = Supervisor::new(settings, kernel, reloader).map_err(MasterError::Poll)?;
     let mut started = Ok(());
     for (index, (core, socket)) in queue_sockets.into_iter().enumerate() {
         let role = Role::Worker {
@@ -263,10 +281,10 @@ fn run_daemon(
                     // The file may have changed since it was read at the start.
                     supervisor.reload();
                 }
-                supervisor.run(signals).map_err(|e| e.to_string())
+                supervisor.run(signals).map_err(MasterError::Poll)
             }
         }
-        Err(e) => Err(format!("cannot start the children: {e}")),
+        Err(e) => Err(MasterError::StartChildren(e)),
     };
     supervisor.stop_children();
     match exit {
@@ -274,7 +292,7 @@ fn run_daemon(
             log::info!("stopped");
             Ok(0)
         }
-        Ok(Exit::Failed(reason)) => Err(reason),
+        Ok(Exit::GaveUp(gave_up)) => Err(MasterError::GaveUp(gave_up)),
         Err(e) => Err(e),
     }
 }
@@ -345,32 +363,23 @@ fn rule_set(config: &Config, first_queue: u16, last_queue: u16) -> RuleSet {
     }
 }
 
-/// On the way out of a failed start.
-fn remove_kernel_table(kernel: &Option<KernelForwarding>) {
-    if kernel.is_some() {
-        kernel_mode::remove_table();
-    }
-}
-
-fn resolve_user(name: &str) -> Result<(u32, u32), String> {
+fn resolve_user(name: &str) -> Result<(u32, u32), MasterError> {
     // `user=` and -U take a name or, as documented, a numeric uid.
     let found = match name.parse::<u32>() {
         Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
         Err(_) => nix::unistd::User::from_name(name),
     };
-    let user = found
-        .map_err(|e| format!("cannot look up user {name}: {e}"))?
-        .ok_or_else(|| format!("no such user: {name} (see -U and `user=`)"))?;
+    let name = name.to_string();
+    let user = match found {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(MasterError::NoSuchUser { name }),
+        Err(source) => return Err(MasterError::LookUpUser { name, source }),
+    };
     if user.uid.is_root() {
-        return Err(format!(
-            "user {name} is root: the children must run as an unprivileged user"
-        ));
+        return Err(MasterError::UserIsRoot { name });
     }
     if user.gid.as_raw() == 0 {
-        return Err(format!(
-            "user {name} has group 0 (root's) as its primary group: the children must run \
-             as an unprivileged user and group"
-        ));
+        return Err(MasterError::UserInRootGroup { name });
     }
     Ok((user.uid.as_raw(), user.gid.as_raw()))
 }
@@ -379,55 +388,46 @@ fn resolve_user(name: &str) -> Result<(u32, u32), String> {
 /// root could write into it (a writable chroot could be filled with a fake /dev or libc),
 /// if it is `/` (no jail at all), or if it holds anything (whatever is there, a compromised
 /// child could read or run).
-fn prepare_chroot(path: &Path) -> Result<(), String> {
+fn prepare_chroot(path: &Path) -> Result<(), MasterError> {
+    let refused = |problem| MasterError::Chroot {
+        path: path.to_path_buf(),
+        problem,
+    };
     if !path.exists() {
         std::fs::create_dir_all(path)
             .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)))
-            .map_err(|e| format!("cannot create chroot directory {}: {e}", path.display()))?;
+            .map_err(|e| refused(ChrootProblem::Create(e)))?;
     }
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("chroot directory {}: {e}", path.display()))?;
+    let meta = std::fs::metadata(path).map_err(|e| refused(ChrootProblem::Inspect(e)))?;
     if !meta.is_dir() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "chroot directory {} must be a directory owned by root and writable only by root",
-            path.display()
-        ));
+        return Err(refused(ChrootProblem::Unsafe));
     }
-    let real = std::fs::canonicalize(path)
-        .map_err(|e| format!("chroot directory {}: {e}", path.display()))?;
+    let real = std::fs::canonicalize(path).map_err(|e| refused(ChrootProblem::Inspect(e)))?;
     if real == Path::new("/") {
-        return Err(format!(
-            "chroot directory {} is the root directory: give the children an empty one",
-            path.display()
-        ));
+        return Err(refused(ChrootProblem::IsRoot));
     }
-    let mut entries = std::fs::read_dir(&real)
-        .map_err(|e| format!("chroot directory {}: {e}", path.display()))?;
+    let mut entries = std::fs::read_dir(&real).map_err(|e| refused(ChrootProblem::Inspect(e)))?;
     if let Some(entry) = entries.next() {
-        let name = entry.map_or_else(
+        let holds = entry.map_or_else(
             |e| e.to_string(),
             |entry| entry.path().display().to_string(),
         );
-        return Err(format!(
-            "chroot directory {} must be empty, but holds {name}",
-            path.display()
-        ));
+        return Err(refused(ChrootProblem::NotEmpty { holds }));
     }
     Ok(())
 }
 
 /// The children live next to the master, whatever the install prefix.
-fn child_binaries() -> Result<(PathBuf, PathBuf), String> {
-    let me = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
+fn child_binaries() -> Result<(PathBuf, PathBuf), MasterError> {
+    let me = std::env::current_exe().map_err(MasterError::OwnBinary)?;
     let dir = me.parent().unwrap_or(Path::new("/"));
-    let worker = dir.join("loaded-worker");
-    let prober = dir.join("loaded-prober");
+    let worker = dir.join(roles::Role::Worker.entry().binary);
+    let prober = dir.join(roles::Role::Prober.entry().binary);
     for binary in [&worker, &prober] {
         if !binary.exists() {
-            return Err(format!(
-                "{} is missing: it must be installed next to loaded-master",
-                binary.display()
-            ));
+            return Err(MasterError::MissingChild {
+                path: binary.clone(),
+            });
         }
     }
     Ok((worker, prober))
@@ -435,9 +435,9 @@ fn child_binaries() -> Result<(PathBuf, PathBuf), String> {
 
 /// The CPUs this process may run on (its affinity, e.g. a cpuset's): the workers are
 /// pinned to some of them, so CPUs outside it cannot be used.
-fn allowed_cpus() -> Result<Vec<u16>, String> {
+fn allowed_cpus() -> Result<Vec<u16>, MasterError> {
     let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
-        .map_err(|e| format!("cannot read the CPU affinity: {e}"))?;
+        .map_err(MasterError::ReadAffinity)?;
     let count = nix::sched::CpuSet::count().min(usize::from(u16::MAX));
     Ok((0..count)
         .filter(|&cpu| set.is_set(cpu).unwrap_or(false))

@@ -241,19 +241,18 @@ impl RuleSet {
             .collect()
     }
 
-    /// Installs every family's rules. On failure, whatever was installed is removed again,
-    /// so the system is left as it was.
-    pub fn install(&self) -> Result<(), RuleError> {
+    /// Installs every family's rules; they stay until the returned guard is dropped. On
+    /// failure, whatever was installed is removed again, so the system is left as it was.
+    pub fn install(&self) -> Result<InstalledRules, RuleError> {
+        let installed = InstalledRules { set: self.clone() };
         for rules in &self.families {
             remove_family(rules.family);
             for command in self.install_commands(rules) {
-                if let Err(e) = run(tool(rules.family), &command) {
-                    self.remove();
-                    return Err(e);
-                }
+                // Dropping `installed` removes what is there so far.
+                run(tool(rules.family), &command)?;
             }
         }
-        Ok(())
+        Ok(installed)
     }
 
     /// Userspace mode, at a reload: queues the replies of a server that is new (appended to
@@ -291,10 +290,25 @@ impl RuleSet {
         command
     }
 
-    pub fn remove(&self) {
+    fn remove(&self) {
         for rules in &self.families {
             remove_family(rules.family);
         }
+    }
+}
+
+/// Installed rules, removed when this is dropped: no exit path of the master can forget
+/// them (a panic unwinds through it too; only SIGKILL leaves them, and the next start
+/// replaces what a killed run left).
+#[derive(Debug)]
+pub struct InstalledRules {
+    set: RuleSet,
+}
+
+impl Drop for InstalledRules {
+    fn drop(&mut self) {
+        self.set.remove();
+        log::info!("rules removed");
     }
 }
 

@@ -7,6 +7,7 @@
 
 use loaded_proto::channel::Channel;
 use loaded_proto::child::CHANNEL_FD;
+use loaded_proto::roles;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -20,6 +21,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// Its row of the proc table.
+    pub fn proc(&self) -> roles::Role {
+        match self {
+            Role::Worker { .. } => roles::Role::Worker,
+            Role::Prober => roles::Role::Prober,
+        }
+    }
+
     /// How the process appears in log lines.
     pub fn name(&self) -> String {
         match self {

@@ -7,6 +7,7 @@
 //! balancer rather than flapping forever.
 
 use crate::backend_book::{BackendBook, Recorded};
+use crate::child_errors::{ChannelEnd, Death, GaveUp, StartError};
 use crate::kernel_mode::KernelForwarding;
 use crate::log_budget::{self, LogBudget};
 use crate::queue_drops::{self, DropWatch};
@@ -18,6 +19,7 @@ use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
 use loaded_proto::message::{BackendUpdate, Message, StateReason};
+use loaded_proto::roles::{self, OutOfPlace, ProberPart, Role as ProcRole, WorkerPart};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -40,6 +42,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const READY_DEADLINE: Duration = Duration::from_secs(15);
 /// Messages read from one child before the loop looks at everything else again.
 const MESSAGES_PER_WAKEUP: usize = 64;
+/// How often every ready child is sent a Ping, which its main loop answers with Pong.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// A worker that has not answered this long hangs (or is stopped): it is killed, and the
+/// normal supervision restarts it. Its loop answers between two bursts, within 10 ms even
+/// in a flood.
+const WORKER_HEARTBEAT_LIMIT: Duration = Duration::from_secs(10);
 /// How often the kernel's drop counters of our queues are read and growth is logged.
 const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -65,6 +73,9 @@ struct Child {
     ready_deadline: Option<Instant>,
     /// How many of its log lines may still be relayed.
     log_budget: LogBudget,
+    /// Once ready: when it last answered (Ready or Pong); None once killed for not
+    /// answering.
+    last_answer: Option<Instant>,
 }
 
 pub struct Supervisor {
@@ -80,6 +91,8 @@ pub struct Supervisor {
     /// spent, so the loop comes back to them without waiting).
     unfinished_reads: Vec<Token>,
     queue_drops: DropWatch,
+    /// When the next Ping goes out.
+    next_ping: Instant,
     /// forward=kernel: acts on the prober's backend changes.
     kernel: Option<KernelForwarding>,
     reloader: Reloader,
@@ -107,8 +120,8 @@ pub fn handle_signals() -> io::Result<Signals> {
 pub enum Exit {
     /// SIGTERM or SIGINT.
     Stopped,
-    /// A child kept dying.
-    Failed(String),
+    /// A child never got ready, life after life.
+    GaveUp(GaveUp),
 }
 
 impl Supervisor {
@@ -127,22 +140,24 @@ impl Supervisor {
             pending_restarts: Vec::new(),
             unfinished_reads: Vec::new(),
             queue_drops: DropWatch::default(),
+            next_ping: Instant::now() + HEARTBEAT_INTERVAL,
             kernel,
             reloader,
         })
     }
 
     /// Starts a worker on an already bound queue socket; the master keeps no copy of it.
-    pub fn start_worker(&mut self, role: Role, queue_socket: nfq::Queue) -> io::Result<()> {
+    pub fn start_worker(&mut self, role: Role, queue_socket: nfq::Queue) -> Result<(), StartError> {
         let Role::Worker { index, queue, .. } = role else {
             unreachable!("start_worker is for workers");
         };
-        let spawned = spawn(&self.settings.worker_binary, &role, &self.settings.jail)?;
+        let spawned = spawn(&self.settings.worker_binary, &role, &self.settings.jail)
+            .map_err(StartError::Spawn)?;
         let setup = Message::WorkerSetup {
             worker: index,
             queue,
             flow_table_capacity: self.settings.flow_table_capacity,
-            config: Box::new(self.settings.config.clone()),
+            part: Box::new(WorkerPart::of(&self.settings.config)),
         };
         let sent = spawned
             .channel
@@ -153,24 +168,30 @@ impl Supervisor {
             .and_then(|()| spawned.channel.send(&self.book_message()));
         drop(queue_socket);
         let name = role.name();
-        self.adopt(role, spawned.pid, spawned.channel)?;
-        sent.map_err(|e| io::Error::other(format!("{name}: cannot send its setup: {e}")))?;
+        self.adopt(role, spawned.pid, spawned.channel)
+            .map_err(StartError::Spawn)?;
+        sent.map_err(|source| StartError::SendSetup { name, source })?;
         self.link_prober_to_worker(index);
         Ok(())
     }
 
-    pub fn start_prober(&mut self) -> io::Result<()> {
+    pub fn start_prober(&mut self) -> Result<(), StartError> {
         let role = Role::Prober;
-        let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)?;
+        let spawned = spawn(&self.settings.prober_binary, &role, &self.settings.jail)
+            .map_err(StartError::Spawn)?;
         let sent = spawned
             .channel
             .send(&Message::ProberSetup {
-                config: Box::new(self.settings.config.clone()),
-                withdrawn: self.reloader.withdrawn(),
+                part: Box::new(ProberPart::of(
+                    &self.settings.config,
+                    self.reloader.withdrawn(),
+                )),
             })
             .and_then(|()| spawned.channel.send(&self.book_message()));
-        self.adopt(role, spawned.pid, spawned.channel)?;
-        sent.map_err(|e| io::Error::other(format!("prober: cannot send its setup: {e}")))?;
+        let name = role.name();
+        self.adopt(role, spawned.pid, spawned.channel)
+            .map_err(StartError::Spawn)?;
+        sent.map_err(|source| StartError::SendSetup { name, source })?;
         log::info!(
             "prober starts from the backend book: {}",
             self.book.summary()
@@ -248,6 +269,7 @@ impl Supervisor {
                 ready: false,
                 ready_deadline: Some(Instant::now() + READY_DEADLINE),
                 log_budget: LogBudget::new(Instant::now()),
+                last_answer: None,
             },
         );
         Ok(())
@@ -277,6 +299,7 @@ impl Supervisor {
                 .as_ref()
                 .and_then(KernelForwarding::next_deadline)
                 .map_or(next_drop_report, |at| at.min(next_drop_report));
+            let wake_at = wake_at.min(self.next_ping);
             let wake_at = self
                 .pending_restarts
                 .iter()
@@ -343,6 +366,36 @@ impl Supervisor {
                 return Ok(exit);
             }
             self.kill_the_unready(Instant::now());
+            self.heartbeat(Instant::now());
+        }
+    }
+
+    /// Kills the ready children that stopped answering the heartbeat (SIGCHLD then
+    /// restarts them), and pings the others when it is time.
+    fn heartbeat(&mut self, now: Instant) {
+        if now < self.next_ping {
+            return;
+        }
+        self.next_ping = now + HEARTBEAT_INTERVAL;
+        let check_timeout = self.settings.config.check_timeout;
+        for child in self.children.values_mut() {
+            let Some(last_answer) = child.last_answer else {
+                continue;
+            };
+            let limit = heartbeat_limit(&child.role, check_timeout);
+            if now.saturating_duration_since(last_answer) >= limit {
+                log::error!(
+                    "{} (pid {}) did not answer the heartbeat for {} s; killing it",
+                    child.role.name(),
+                    child.pid,
+                    limit.as_secs()
+                );
+                let _ = kill(child.pid, Signal::SIGKILL);
+                child.last_answer = None;
+            } else if let Some(channel) = &child.channel {
+                // A full channel is a child that does not read: the limit catches it.
+                let _ = channel.try_send(&Message::Ping);
+            }
         }
     }
 
@@ -462,18 +515,22 @@ impl Supervisor {
                     log_budget::Verdict::Relay { .. } => {}
                 }
             }
-            if let Ok((Message::Ready, _)) = &result {
-                child.ready = true;
-                child.ready_deadline = None;
+            match &result {
+                Ok((Message::Ready, _)) if !child.ready => {
+                    child.ready = true;
+                    child.ready_deadline = None;
+                    child.last_answer = Some(Instant::now());
+                }
+                Ok((Message::Pong, _)) if child.last_answer.is_some() => {
+                    child.last_answer = Some(Instant::now());
+                }
+                _ => {}
             }
             let verdict = match result {
-                Ok((message, _)) => match child.role {
-                    Role::Worker { index, .. } => dispatch_worker(&name, index, message),
-                    Role::Prober => dispatch_prober(&name, message),
-                },
+                Ok((message, _)) => dispatch(&child.role, &name, message),
                 Err(e) if e.would_block() => return false,
-                Err(ChannelError::Closed) => Err("closed its channel".to_string()),
-                Err(e) => Err(e.to_string()),
+                Err(ChannelError::Closed) => Err(ChannelEnd::Closed),
+                Err(e) => Err(ChannelEnd::Broken(e)),
             };
             let verdict = match verdict {
                 Ok(Some(Action::Relink(worker))) => {
@@ -482,7 +539,7 @@ impl Supervisor {
                 }
                 Ok(Some(Action::BackendChange(update, reason))) => {
                     match self.book.record(update, reason, SystemTime::now()) {
-                        Err(untrusted) => Err(untrusted.to_string()),
+                        Err(untrusted) => Err(ChannelEnd::Untrusted(untrusted)),
                         Ok(Recorded::Unknown) => {
                             log::debug!(
                                 "the prober spoke of a server the book does not hold: {update:?}"
@@ -511,7 +568,7 @@ impl Supervisor {
                         .registry()
                         .deregister(&mut SourceFd(&channel.as_raw_fd()));
                 }
-                if reason != "closed its channel" {
+                if !matches!(reason, ChannelEnd::Closed) {
                     log::error!("{name}: {reason}; ending it");
                 }
                 let _ = kill(child.pid, Signal::SIGKILL);
@@ -528,9 +585,9 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return None,
                 Ok(status) => status,
             };
-            let (pid, how) = match status {
-                WaitStatus::Exited(pid, code) => (pid, format!("exited with status {code}")),
-                WaitStatus::Signaled(pid, signal, _) => (pid, format!("was killed by {signal}")),
+            let (pid, death) = match status {
+                WaitStatus::Exited(pid, status) => (pid, Death::Exited { pid, status }),
+                WaitStatus::Signaled(pid, signal, _) => (pid, Death::Killed { pid, signal }),
                 _ => continue,
             };
             let Some(token) = self
@@ -558,7 +615,7 @@ impl Supervisor {
                 .entry(name.clone())
                 .or_default()
                 .died(Instant::now(), child.ready);
-            if let Some(exit) = self.after_death(child.role, &format!("(pid {pid}) {how}"), next) {
+            if let Some(exit) = self.after_death(child.role, death, next) {
                 return Some(exit);
             }
         }
@@ -579,13 +636,14 @@ impl Supervisor {
     }
 
     /// Restarts a dead child at once or later, as its policy says; Some(exit) to give up.
-    fn after_death(&mut self, role: Role, what_happened: &str, next: Next) -> Option<Exit> {
+    fn after_death(&mut self, role: Role, what_happened: Death, next: Next) -> Option<Exit> {
         let name = role.name();
         match next {
-            Next::GiveUp { lives } => Some(Exit::Failed(format!(
-                "{name} {what_happened}; it never got ready in its last {lives} lives, so the \
-                 fault is in its setup: giving up"
-            ))),
+            Next::GiveUp { lives } => Some(Exit::GaveUp(GaveUp {
+                name,
+                last: what_happened,
+                lives,
+            })),
             Next::RestartAfter(delay) if delay.is_zero() => {
                 log::error!("{name} {what_happened}; restarting it");
                 self.restart(role)
@@ -637,12 +695,9 @@ impl Supervisor {
         let name = role.name();
         let started = match role {
             Role::Worker { queue, .. } => queues::open(queue, self.settings.queue_len)
-                .map_err(|e| e.to_string())
-                .and_then(|socket| {
-                    self.start_worker(role.clone(), socket)
-                        .map_err(|e| e.to_string())
-                }),
-            Role::Prober => self.start_prober().map_err(|e| e.to_string()),
+                .map_err(StartError::OpenQueue)
+                .and_then(|socket| self.start_worker(role.clone(), socket)),
+            Role::Prober => self.start_prober(),
         };
         if let Err(e) = started {
             let next = self
@@ -650,8 +705,7 @@ impl Supervisor {
                 .entry(name.clone())
                 .or_default()
                 .died(Instant::now(), false);
-            let what = format!("could not be started again ({e})");
-            return self.after_death(role, &what, next);
+            return self.after_death(role, Death::NotStarted(e), next);
         }
         None
     }
@@ -712,6 +766,7 @@ fn relay_remaining(name: &str, channel: &Channel) -> Vec<Message> {
 }
 
 /// Something a child asked the master to do.
+#[derive(Debug)]
 enum Action {
     /// Make a fresh link between the prober and this worker.
     Relink(u32),
@@ -719,25 +774,56 @@ enum Action {
     BackendChange(BackendUpdate, StateReason),
 }
 
-/// What a worker may say to the master.
-fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Action>, String> {
+/// How long a child may leave the heartbeat unanswered. The prober gets the length of a
+/// round's two phases (the pings, the connects: up to one `check_timeout` each) on top: its
+/// loop serves the master between the steps of a round, but a slow step must not cost it
+/// its life.
+fn heartbeat_limit(role: &Role, check_timeout: Duration) -> Duration {
+    match role {
+        Role::Worker { .. } => WORKER_HEARTBEAT_LIMIT,
+        Role::Prober => WORKER_HEARTBEAT_LIMIT + 2 * check_timeout,
+    }
+}
+
+/// What a child said: checked against the proc table first (nothing out of place is
+/// looked into), then handled by its role's dispatcher.
+fn dispatch(role: &Role, name: &str, message: Message) -> Result<Option<Action>, ChannelEnd> {
+    roles::permit(role.proc(), ProcRole::Master, &message).map_err(ChannelEnd::OutOfPlace)?;
+    match role {
+        Role::Worker { index, .. } => dispatch_worker(name, *index, message),
+        Role::Prober => dispatch_prober(name, message),
+    }
+}
+
+/// What a dispatcher that the table let `message` through has no arm for: the same.
+fn out_of_place(from: ProcRole, message: &Message) -> ChannelEnd {
+    ChannelEnd::OutOfPlace(OutOfPlace {
+        from,
+        to: ProcRole::Master,
+        kind: message.kind(),
+    })
+}
+
+/// What a worker may say to the master (the table let it through).
+fn dispatch_worker(name: &str, index: u32, message: Message) -> Result<Option<Action>, ChannelEnd> {
     match handle_any_child(name, message) {
         None => Ok(None),
         // A worker may only speak of its own link.
         Some(Message::LinkLost { worker }) if worker == index => Ok(Some(Action::Relink(worker))),
-        Some(other) => Err(format!("unexpected {} message", other.kind())),
+        Some(Message::LinkLost { worker }) => Err(ChannelEnd::NotItsLink { worker }),
+        Some(other) => Err(out_of_place(ProcRole::Worker, &other)),
     }
 }
 
-/// What the prober may say to the master.
-fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, String> {
+/// What the prober may say to the master (the table let it through).
+fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, ChannelEnd> {
     match handle_any_child(name, message) {
         None => Ok(None),
         Some(Message::LinkLost { worker }) => Ok(Some(Action::Relink(worker))),
         Some(Message::BackendChange { update, reason }) => {
             Ok(Some(Action::BackendChange(update, reason)))
         }
-        Some(other) => Err(format!("unexpected {} message", other.kind())),
+        Some(other) => Err(out_of_place(ProcRole::Prober, &other)),
     }
 }
 
@@ -746,7 +832,82 @@ fn handle_any_child(name: &str, message: Message) -> Option<Message> {
     match message {
         Message::Log { level, text } => syslog_sink::log_line(level, name, &text),
         Message::Ready => log::info!("{name} is ready"),
+        // The heartbeat's time is taken where the message is read.
+        Message::Pong => {}
         other => return Some(other),
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loaded_proto::message::MessageKind;
+
+    const WORKER: Role = Role::Worker {
+        index: 0,
+        core: 0,
+        queue: 0,
+    };
+
+    #[test]
+    fn what_a_role_may_not_send_ends_its_channel_naming_role_peer_and_kind() {
+        let change = Message::BackendChange {
+            update: BackendUpdate::Up("198.19.0.11".parse().unwrap()),
+            reason: StateReason::ChecksPassed,
+        };
+        assert!(matches!(
+            dispatch(&Role::Prober, "prober", change.clone()),
+            Ok(Some(Action::BackendChange(_, StateReason::ChecksPassed)))
+        ));
+        let refused = dispatch(&WORKER, "worker/0", change).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                ChannelEnd::OutOfPlace(OutOfPlace {
+                    from: ProcRole::Worker,
+                    to: ProcRole::Master,
+                    kind: MessageKind::BackendChange
+                })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            refused.to_string(),
+            "the worker may not send BackendChange to the master"
+        );
+        for child in [&WORKER, &Role::Prober] {
+            assert!(matches!(
+                dispatch(child, "child", Message::Shutdown),
+                Err(ChannelEnd::OutOfPlace(_))
+            ));
+            assert!(matches!(dispatch(child, "child", Message::Pong), Ok(None)));
+        }
+    }
+
+    #[test]
+    fn the_prober_may_take_two_check_timeouts_longer_to_answer_the_heartbeat() {
+        let timeout = Duration::from_secs(3);
+        assert_eq!(heartbeat_limit(&WORKER, timeout), Duration::from_secs(10));
+        assert_eq!(
+            heartbeat_limit(&Role::Prober, timeout),
+            Duration::from_secs(16)
+        );
+    }
+
+    #[test]
+    fn a_worker_speaks_only_of_its_own_link() {
+        assert!(matches!(
+            dispatch(&WORKER, "worker/0", Message::LinkLost { worker: 0 }),
+            Ok(Some(Action::Relink(0)))
+        ));
+        assert!(matches!(
+            dispatch(&WORKER, "worker/0", Message::LinkLost { worker: 1 }),
+            Err(ChannelEnd::NotItsLink { worker: 1 })
+        ));
+        assert!(matches!(
+            dispatch(&Role::Prober, "prober", Message::LinkLost { worker: 1 }),
+            Ok(Some(Action::Relink(1)))
+        ));
+    }
 }

@@ -6,6 +6,7 @@
 //! * every child runs jailed: unprivileged user, chroot, exactly one capability,
 //!   no_new_privs, pinned to its core; each queue socket is held by its worker only;
 //! * a child killed with SIGKILL is restarted, jailed again, and traffic keeps flowing;
+//! * a worker that stops answering the master's heartbeat is killed and replaced;
 //! * every child runs under its seccomp allow-list, and (built with the feature
 //!   `seccomp-test`) a forbidden system call kills it with SIGSYS, and it is restarted.
 //!
@@ -778,6 +779,61 @@ fn killed_workers_and_prober_are_restarted_jailed_and_traffic_continues() {
     );
     assert_serves_both_families(&net);
     master.stop_cleanly(&net);
+}
+
+/// A worker that hangs (here: stopped with SIGSTOP) stops answering the master's
+/// heartbeat: after 10 s it is logged, killed and replaced like a dead one, and the new
+/// worker serves. The prober, which answers, is left alone.
+#[test]
+fn a_stopped_worker_misses_the_heartbeat_and_is_replaced() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let (master, _jail, _user) = start_jailed_with_prober(&net);
+    let old = workers_by_core(&net, master.pid)[&0];
+    let serving = "worker/0: serving NFQUEUE 0";
+    let served = master.log(&net).matches(serving).count();
+    let pid = libc::pid_t::try_from(old).expect("a pid");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, libc::SIGSTOP) };
+    assert_eq!(
+        rc,
+        0,
+        "kill -STOP {old}: {}",
+        std::io::Error::last_os_error()
+    );
+    let line = format!("worker/0 (pid {old}) did not answer the heartbeat for 10 s; killing it");
+    // 10 s without an answer, then at most one heartbeat interval (2 s) until it is seen.
+    let killed = wait_until(secs(30), || master.log(&net).contains(&line));
+    if !killed {
+        // Not left stopped in a namespace the test is about to delete.
+        kill_child(old);
+    }
+    let log = master.log(&net);
+    assert!(killed, "no {line:?} in:\n{log}");
+    let mut new = None;
+    let replaced = wait_until(secs(15), || {
+        new = workers_by_core(&net, master.pid)
+            .get(&0)
+            .copied()
+            .filter(|&pid| pid != old);
+        new.is_some() && master.log(&net).matches(serving).count() > served
+    });
+    let log = master.log(&net);
+    assert!(replaced, "worker/0 (pid {old}) was not replaced:\n{log}");
+    let death = format!("worker/0 (pid {old}) was killed by SIGKILL; restarting it");
+    assert!(log.contains(&death), "no {death:?} in:\n{log}");
+    assert_eq!(
+        log.matches("did not answer the heartbeat").count(),
+        1,
+        "only the stopped worker missed the heartbeat:\n{log}"
+    );
+    assert!(
+        net.try_wait(master.pid).is_none(),
+        "the master died:\n{log}"
+    );
+    assert_serves_both_families(&net);
+    assert!(master.stop(&net).is_some_and(|s| s.success()));
 }
 
 /// A worker that keeps dying is started again after a delay that doubles, and never makes

@@ -18,9 +18,9 @@
 
 use crate::health::{Event, FailReason, HealthChecker};
 use loaded_proto::channel::{Channel, ChannelError};
-use loaded_proto::config::Config;
 use loaded_proto::message::{BackendState, BackendUpdate, Message, StateReason};
 use loaded_proto::reload::HealthSettings;
+use loaded_proto::roles::{self, ProberPart, Role};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -36,12 +36,14 @@ const ECHO: Token = Token(usize::MAX - 1);
 const CONNECTS: Token = Token(usize::MAX - 2);
 
 pub fn run() -> i32 {
-    let (_args, channel) =
-        loaded_proto::child::start(caps::Capability::CAP_NET_RAW, crate::sandbox::rules());
-    let (config, withdrawn) = match channel.recv() {
-        Ok((Message::ProberSetup { config, withdrawn }, _)) => (config, withdrawn),
+    let (_args, channel) = loaded_proto::child::start(Role::Prober);
+    let part = match channel.recv() {
+        Ok((Message::ProberSetup { part }, _)) => part,
         Ok((other, _)) => {
-            log::error!("expected ProberSetup, got {}", other.kind());
+            match roles::permit(Role::Master, Role::Prober, &other) {
+                Err(e) => log::error!("{e}; ending the channel"),
+                Ok(()) => log::error!("expected ProberSetup, got {}", other.kind()),
+            }
             return 1;
         }
         Err(e) => {
@@ -49,7 +51,7 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    let mut checker = match HealthChecker::new(&config) {
+    let mut checker = match HealthChecker::new(&part) {
         Ok(checker) => checker,
         Err(e) => {
             log::error!("cannot open the probe sockets: {e}");
@@ -59,7 +61,10 @@ pub fn run() -> i32 {
     let book = match channel.recv() {
         Ok((Message::BackendBook { backends }, _)) => backends,
         Ok((other, _)) => {
-            log::error!("expected BackendBook, got {}", other.kind());
+            match roles::permit(Role::Master, Role::Prober, &other) {
+                Err(e) => log::error!("{e}; ending the channel"),
+                Ok(()) => log::error!("expected BackendBook, got {}", other.kind()),
+            }
             return 1;
         }
         Err(e) => {
@@ -67,16 +72,16 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    if !withdrawn.is_empty() {
-        // Only the list of withdrawn servers: the config is the reloaded one already.
-        let (_, sockets) = checker.reconfigure(&config, &withdrawn);
+    if !part.health.withdrawn.is_empty() {
+        // Only the list of withdrawn servers: the part is the reloaded one already.
+        let (_, sockets) = checker.reconfigure(&part, &part.health.withdrawn);
         if let Err(e) = sockets {
             log::error!("{e}");
         }
     }
     // After the withdrawn list: a server a reload took out is not hot-plugged back.
     checker.start_from(&book);
-    let mut prober = match Prober::new(channel, checker, *config) {
+    let mut prober = match Prober::new(channel, checker, *part) {
         Ok(prober) => prober,
         Err(e) => {
             log::error!("{e}");
@@ -103,8 +108,8 @@ struct Prober {
     /// Worker index -> its link.
     links: HashMap<u32, Channel>,
     checker: HealthChecker,
-    /// The config the checks follow, reloads applied.
-    config: Config,
+    /// The part of the config the checks follow, reloads applied.
+    part: ProberPart,
     /// The number of the last change sent.
     seq: u64,
     poll: Poll,
@@ -121,7 +126,7 @@ struct Prober {
 }
 
 impl Prober {
-    fn new(master: Channel, checker: HealthChecker, config: Config) -> io::Result<Prober> {
+    fn new(master: Channel, checker: HealthChecker, part: ProberPart) -> io::Result<Prober> {
         let poll = Poll::new()?;
         master.set_nonblocking(true)?;
         poll.registry().register(
@@ -135,8 +140,8 @@ impl Prober {
             checker,
             seq: 0,
             poll,
-            cycle: config.check_cycle,
-            config,
+            cycle: part.health.check_cycle,
+            part,
             // The first round at once: a server that is down at start is found within
             // `fall` rounds, not `fall + 1`.
             next_round: Instant::now(),
@@ -251,7 +256,10 @@ impl Prober {
     fn drain_master(&mut self) -> Result<bool, String> {
         loop {
             match self.master.recv() {
-                Ok((message, fds)) => match message {
+                Ok((message, fds)) => match roles::permit(Role::Master, Role::Prober, &message)
+                    .map(|()| message)
+                    .map_err(|refused| format!("{refused}; ending the channel"))?
+                {
                     Message::Shutdown => return Ok(true),
                     Message::ProberLink { worker } => {
                         let fd = fds
@@ -262,11 +270,19 @@ impl Prober {
                             .map_err(|e| format!("cannot use the link to worker {worker}: {e}"))?;
                     }
                     Message::ProberReconfigure { settings } => self.reconfigure(&settings),
+                    // From the main loop: an answer proves the loop turns (a round that
+                    // hangs is a prober that hangs).
+                    Message::Ping => {
+                        if let Err(e) = self.master.try_send(&Message::Pong) {
+                            log::warn!("cannot answer the heartbeat: {e}");
+                        }
+                    }
                     #[cfg(feature = "seccomp-test")]
                     Message::TrySyscallForTest => crate::sandbox::try_forbidden_syscall(),
+                    // The setup came first and only once.
                     other => {
                         return Err(format!(
-                            "unexpected {} message from the master",
+                            "a second {} from the master; ending the channel",
                             other.kind()
                         ))
                     }
@@ -281,8 +297,8 @@ impl Prober {
     /// A reload. The workers hear of it from the master; each asks us for a snapshot once
     /// it has applied it, which brings the health of its new servers.
     fn reconfigure(&mut self, settings: &HealthSettings) {
-        settings.apply_to(&mut self.config);
-        let (done, sockets) = self.checker.reconfigure(&self.config, &settings.withdrawn);
+        self.part.health = settings.clone();
+        let (done, sockets) = self.checker.reconfigure(&self.part, &settings.withdrawn);
         if let Err(e) = sockets {
             log::error!("{e}");
         }
@@ -293,13 +309,13 @@ impl Prober {
         log::info!(
             "reloaded: checking {} server(s) every {} s, {} added{}, {} removed{}",
             self.checker.states().len(),
-            self.config.check_cycle.as_secs(),
+            self.part.health.check_cycle.as_secs(),
             done.added.len(),
             list(&done.added),
             done.removed.len(),
             list(&done.removed)
         );
-        self.cycle = self.config.check_cycle;
+        self.cycle = self.part.health.check_cycle;
         let now = Instant::now();
         self.next_round = if done.added.is_empty() {
             self.next_round.min(now + self.cycle)
@@ -347,14 +363,14 @@ impl Prober {
                 return;
             };
             match link.recv() {
-                Ok((Message::SnapshotRequest, _)) => snapshot_asked = true,
-                Ok((other, _)) => {
-                    log::error!(
-                        "unexpected {} message from worker {worker}: closing its link",
-                        other.kind()
-                    );
-                    self.lose_link(worker);
-                    return;
+                Ok((message, _)) => {
+                    if let Err(refused) = roles::permit(Role::Worker, Role::Prober, &message) {
+                        log::error!("worker {worker}: {refused}; closing its link");
+                        self.lose_link(worker);
+                        return;
+                    }
+                    // All a worker may send us.
+                    snapshot_asked |= message == Message::SnapshotRequest;
                 }
                 Err(e) if e.would_block() => {
                     more = false;
@@ -489,6 +505,7 @@ mod tests {
     use super::*;
     use crate::health::tests::full_accept_queue;
     use loaded_proto::balancing::Backend;
+    use loaded_proto::config::Config;
     use std::os::fd::AsFd;
 
     /// A worker link made while a round waits on a hung server gets its snapshot at once,
@@ -511,10 +528,11 @@ mod tests {
             check_timeout: Duration::from_secs(3),
             ..Config::default()
         };
+        let part = ProberPart::of(&config, Vec::new());
         let (master, prober_end) = Channel::pair().unwrap();
-        let checker = HealthChecker::new(&config).unwrap();
+        let checker = HealthChecker::new(&part).unwrap();
         let serving = std::thread::spawn(move || {
-            let mut prober = Prober::new(prober_end, checker, config).unwrap();
+            let mut prober = Prober::new(prober_end, checker, part).unwrap();
             prober.serve()
         });
         // The first round starts at once; its echo is answered on loopback at once, and its

@@ -27,7 +27,7 @@ pub enum ChannelError {
     /// The bytes are not exactly one valid message.
     Decode(String),
     WrongFdCount {
-        kind: &'static str,
+        kind: crate::message::MessageKind,
         expected: usize,
         received: usize,
     },
@@ -269,16 +269,14 @@ mod tests {
     fn descriptors_travel_with_their_message() {
         let (a, b) = Channel::pair().unwrap();
         let (x, y) = Channel::pair().unwrap();
-        let config = Box::new(
-            crate::config::Config::parse("VIP4=198.18.100.1\nserver4=198.19.0.11\n", "t")
-                .unwrap()
-                .config,
-        );
+        let config = crate::config::Config::parse("VIP4=198.18.100.1\nserver4=198.19.0.11\n", "t")
+            .unwrap()
+            .config;
         let setup = Message::WorkerSetup {
             worker: 1,
             queue: 1,
             flow_table_capacity: 1024,
-            config,
+            part: Box::new(crate::roles::WorkerPart::of(&config)),
         };
         a.send_with_fds(&setup, &[x.as_fd(), y.as_fd()]).unwrap();
         let (received, fds) = b.recv().unwrap();
@@ -443,8 +441,7 @@ mod tests {
                 settings: Box::new(HealthSettings::new(&config, removed.clone())),
             },
             Message::ProberSetup {
-                config: Box::new(config.clone()),
-                withdrawn: removed,
+                part: Box::new(crate::roles::ProberPart::of(&config, removed)),
             },
         ];
         let (a, b) = Channel::pair().unwrap();

@@ -6,6 +6,7 @@
 use crate::channel::Channel;
 use crate::child_args::{self, ChildArgs};
 use crate::jail::{self, JailSpec};
+use crate::roles::{Keeps, Role};
 use crate::seccomp;
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -13,9 +14,13 @@ use std::os::fd::{FromRawFd, OwnedFd};
 pub const CHANNEL_FD: i32 = 3;
 
 /// Returns the jailed child's arguments and channel, or exits the process with a logged
-/// reason: a child that cannot jail itself must not run at all. `syscalls`: the role's
-/// allow-list, installed last (see `seccomp`).
-pub fn start(keep: caps::Capability, syscalls: seccomp::Rules) -> (ChildArgs, Channel) {
+/// reason: a child that cannot jail itself must not run at all. The capability it keeps
+/// and its seccomp allow-list (installed last) are its role's, from the proc table.
+pub fn start(role: Role) -> (ChildArgs, Channel) {
+    let entry = role.entry();
+    let (Keeps::One(keep), Some(syscalls)) = (entry.keeps, entry.seccomp_rules()) else {
+        unreachable!("the proc table jails every child");
+    };
     // SAFETY: the master starts every child with its channel on CHANNEL_FD (see the
     // master's spawn module), and nothing in this process has touched that fd yet.
     let channel = Channel::from_fd(unsafe { OwnedFd::from_raw_fd(CHANNEL_FD) });

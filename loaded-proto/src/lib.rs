@@ -18,5 +18,6 @@ pub mod message;
 pub mod random;
 pub mod relay_log;
 pub mod reload;
+pub mod roles;
 pub mod seccomp;
 pub mod wire;

@@ -6,8 +6,8 @@
 //! the peer is either buggy or compromised, and neither is worth talking to.
 
 use crate::balancing::Backend;
-use crate::config::Config;
 use crate::reload::{BalancingSettings, HealthSettings};
+use crate::roles::{ProberPart, WorkerPart};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -18,19 +18,18 @@ pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Message {
     /// master -> worker, with two descriptors: the NFQUEUE netlink socket already bound to
-    /// `queue`, then the shared flow table memfd. Sent once, right after the fork.
+    /// `queue`, then the shared flow table memfd. Sent once, right after the fork. `part`:
+    /// what the datapath needs of the config, nothing more.
     WorkerSetup {
         worker: u32,
         queue: u16,
         flow_table_capacity: u64,
-        config: Box<Config>,
+        part: Box<WorkerPart>,
     },
-    /// master -> prober, no descriptor. `withdrawn`: servers reloads took out of the
-    /// configuration since the master started (see `HealthSettings::withdrawn`).
-    ProberSetup {
-        config: Box<Config>,
-        withdrawn: Vec<IpAddr>,
-    },
+    /// master -> prober, no descriptor: the servers, the check settings and servers
+    /// withdrawn by reloads so far (see `HealthSettings::withdrawn`), RIP4/RIP6 and
+    /// private_NIC.
+    ProberSetup { part: Box<ProberPart> },
     /// child -> master: setup is complete and the child is in its jail.
     Ready,
     /// child -> master: one log line for syslog; the master adds the child's name.
@@ -77,6 +76,11 @@ pub enum Message {
     /// client to a down server nor leaves a hot-plugged server's replies unrewritten
     /// while it waits for its prober link.
     BackendBook { backends: Vec<BookedBackend> },
+    /// master -> child, every `HEARTBEAT_INTERVAL`: answer Pong from your main loop. A
+    /// child that does not answer in time hangs (or is stopped) and is killed.
+    Ping,
+    /// child -> master: the answer to a Ping.
+    Pong,
     /// master -> worker and master -> prober, only in test builds (feature `seccomp-test`,
     /// sent on SIGUSR2): make a system call that the child's seccomp allow-list forbids,
     /// which must kill it. Last, so that it shifts no other variant's encoding.
@@ -178,26 +182,81 @@ impl Message {
         }
     }
 
-    /// Short name for logs, never the contents (a Log message's text could be long).
-    pub fn kind(&self) -> &'static str {
+    /// What kind of message it is: what the proc table speaks of, and what logs name (never
+    /// the contents: a Log message's text could be long).
+    pub fn kind(&self) -> MessageKind {
         match self {
-            Message::WorkerSetup { .. } => "WorkerSetup",
-            Message::ProberSetup { .. } => "ProberSetup",
-            Message::Ready => "Ready",
-            Message::Log { .. } => "Log",
-            Message::Shutdown => "Shutdown",
-            Message::ProberLink { .. } => "ProberLink",
-            Message::BackendSnapshot { .. } => "BackendSnapshot",
-            Message::BackendUpdate { .. } => "BackendUpdate",
-            Message::BackendChange { .. } => "BackendChange",
-            Message::SnapshotRequest => "SnapshotRequest",
-            Message::LinkLost { .. } => "LinkLost",
-            Message::WorkerReconfigure { .. } => "WorkerReconfigure",
-            Message::ProberReconfigure { .. } => "ProberReconfigure",
-            Message::BackendBook { .. } => "BackendBook",
+            Message::WorkerSetup { .. } => MessageKind::WorkerSetup,
+            Message::ProberSetup { .. } => MessageKind::ProberSetup,
+            Message::Ready => MessageKind::Ready,
+            Message::Log { .. } => MessageKind::Log,
+            Message::Shutdown => MessageKind::Shutdown,
+            Message::ProberLink { .. } => MessageKind::ProberLink,
+            Message::BackendSnapshot { .. } => MessageKind::BackendSnapshot,
+            Message::BackendUpdate { .. } => MessageKind::BackendUpdate,
+            Message::BackendChange { .. } => MessageKind::BackendChange,
+            Message::SnapshotRequest => MessageKind::SnapshotRequest,
+            Message::LinkLost { .. } => MessageKind::LinkLost,
+            Message::WorkerReconfigure { .. } => MessageKind::WorkerReconfigure,
+            Message::ProberReconfigure { .. } => MessageKind::ProberReconfigure,
+            Message::BackendBook { .. } => MessageKind::BackendBook,
+            Message::Ping => MessageKind::Ping,
+            Message::Pong => MessageKind::Pong,
             #[cfg(feature = "seccomp-test")]
-            Message::TrySyscallForTest => "TrySyscallForTest",
+            Message::TrySyscallForTest => MessageKind::TrySyscallForTest,
         }
+    }
+}
+
+/// A message's variant without its contents (see `roles`, which says who may send which).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    WorkerSetup,
+    ProberSetup,
+    Ready,
+    Log,
+    Shutdown,
+    ProberLink,
+    BackendSnapshot,
+    BackendUpdate,
+    BackendChange,
+    SnapshotRequest,
+    LinkLost,
+    WorkerReconfigure,
+    ProberReconfigure,
+    BackendBook,
+    Ping,
+    Pong,
+    #[cfg(feature = "seccomp-test")]
+    TrySyscallForTest,
+}
+
+impl MessageKind {
+    pub const ALL: &'static [MessageKind] = &[
+        MessageKind::WorkerSetup,
+        MessageKind::ProberSetup,
+        MessageKind::Ready,
+        MessageKind::Log,
+        MessageKind::Shutdown,
+        MessageKind::ProberLink,
+        MessageKind::BackendSnapshot,
+        MessageKind::BackendUpdate,
+        MessageKind::BackendChange,
+        MessageKind::SnapshotRequest,
+        MessageKind::LinkLost,
+        MessageKind::WorkerReconfigure,
+        MessageKind::ProberReconfigure,
+        MessageKind::BackendBook,
+        MessageKind::Ping,
+        MessageKind::Pong,
+        #[cfg(feature = "seccomp-test")]
+        MessageKind::TrySyscallForTest,
+    ];
+}
+
+impl std::fmt::Display for MessageKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The last step of every child's jail: a seccomp allow-list. Each role keeps its own list
-//! beside its code (loaded-worker and loaded-prober `sandbox.rs`); this module holds what
+//! The last step of every child's jail: a seccomp allow-list. Each role's own list is in
+//! the proc table (`roles/worker.rs`, `roles/prober.rs`); this module holds what
 //! every child needs whatever its role (the Rust runtime, the allocator, mio, its channel),
 //! turns the lists into a BPF program and installs it.
 //!

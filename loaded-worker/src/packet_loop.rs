@@ -14,6 +14,7 @@ use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::forwarding::Forward;
 use loaded_proto::message::Message;
 use loaded_proto::reload::BalancingSettings;
+use loaded_proto::roles::{self, OutOfPlace, Role};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::fmt;
@@ -44,8 +45,10 @@ pub enum Stop {
 pub enum LoopError {
     Poll(io::Error),
     Queue(QueueError),
-    /// The master's channel failed, or the master said something a worker never hears.
+    /// The master's channel failed.
     Control(String),
+    /// The master sent what the proc table says it never sends a worker.
+    OutOfPlace(OutOfPlace),
 }
 
 impl fmt::Display for LoopError {
@@ -54,6 +57,7 @@ impl fmt::Display for LoopError {
             LoopError::Poll(e) => write!(f, "poll: {e}"),
             LoopError::Queue(e) => e.fmt(f),
             LoopError::Control(e) => write!(f, "control channel: {e}"),
+            LoopError::OutOfPlace(e) => write!(f, "{e}; ending the channel"),
         }
     }
 }
@@ -220,6 +224,7 @@ impl PacketLoop {
 
     /// What the master may say to a worker once it runs.
     fn dispatch_master(&mut self, message: Message, fds: Vec<OwnedFd>) -> Result<(), LoopError> {
+        roles::permit(Role::Master, Role::Worker, &message).map_err(LoopError::OutOfPlace)?;
         match message {
             Message::Shutdown => self.stop = Some(Stop::Shutdown),
             Message::ProberLink { .. } => {
@@ -231,13 +236,21 @@ impl PacketLoop {
                     .map_err(|e| LoopError::Control(format!("cannot use the prober link: {e}")))?;
             }
             Message::WorkerReconfigure { settings } => self.reconfigure(&settings),
+            // From the main loop: an answer proves the loop turns, not only that we live.
+            Message::Ping => {
+                if let Err(e) = self.channel.try_send(&Message::Pong) {
+                    log::warn!("cannot answer the heartbeat: {e}");
+                }
+            }
             #[cfg(feature = "seccomp-test")]
             Message::TrySyscallForTest => crate::sandbox::try_forbidden_syscall(),
+            // The setup came first and only once; the rest are not the master's to send.
             other => {
-                return Err(LoopError::Control(format!(
-                    "unexpected {} message from the master",
-                    other.kind()
-                )))
+                return Err(LoopError::OutOfPlace(OutOfPlace {
+                    from: Role::Master,
+                    to: Role::Worker,
+                    kind: other.kind(),
+                }))
             }
         }
         Ok(())
@@ -294,7 +307,7 @@ impl PacketLoop {
             match link.channel.recv() {
                 Ok((message, _)) => {
                     if let Err(e) = link.dispatch_prober(message, &mut self.balancer) {
-                        break (e, false);
+                        break (e.to_string(), false);
                     }
                 }
                 Err(e) if e.would_block() => return,

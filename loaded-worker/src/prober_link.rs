@@ -6,8 +6,10 @@
 //! the worker keeps its last known state until the master hands it a new link.
 
 use crate::datapath::balancer::{AddRefused, Balancer};
-use loaded_proto::channel::Channel;
+use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::message::{BackendState, BackendUpdate, BookedBackend, Message, Origin};
+use loaded_proto::roles::{self, OutOfPlace, Role};
+use std::fmt;
 
 pub struct ProberLink {
     pub channel: Channel,
@@ -35,7 +37,8 @@ impl ProberLink {
         &mut self,
         message: Message,
         balancer: &mut Balancer,
-    ) -> Result<(), String> {
+    ) -> Result<(), LinkError> {
+        roles::permit(Role::Prober, Role::Worker, &message).map_err(LinkError::OutOfPlace)?;
         match message {
             Message::BackendSnapshot { seq, backends } => {
                 apply_snapshot(balancer, &backends);
@@ -54,17 +57,36 @@ impl ProberLink {
                     self.last_seq = None;
                     self.channel
                         .try_send(&Message::SnapshotRequest)
-                        .map_err(|e| format!("cannot ask the prober for a snapshot: {e}"))?;
+                        .map_err(LinkError::SnapshotRequest)?;
                 }
                 Ok(())
             }
-            other => Err(format!(
-                "unexpected {} message from the prober",
-                other.kind()
-            )),
+            other => Err(LinkError::OutOfPlace(OutOfPlace {
+                from: Role::Prober,
+                to: Role::Worker,
+                kind: other.kind(),
+            })),
         }
     }
 }
+
+/// Why the link to the prober ends (the datapath goes on with the last known state).
+#[derive(Debug)]
+pub enum LinkError {
+    OutOfPlace(OutOfPlace),
+    SnapshotRequest(ChannelError),
+}
+
+impl fmt::Display for LinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LinkError::OutOfPlace(e) => e.fmt(f),
+            LinkError::SnapshotRequest(e) => write!(f, "cannot ask the prober for a snapshot: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LinkError {}
 
 /// The master's backend book, at the worker's start. A hot-plugged server outside
 /// RIP4/RIP6 is refused by the balancer, as from the prober.
@@ -117,6 +139,7 @@ mod tests {
     use crate::datapath::flow::{BackendSelector, FlowKey, Opening};
     use loaded_proto::balancing::{Backend, Stickiness, Strategy};
     use loaded_proto::flow_table::SharedFlowTable;
+    use loaded_proto::message::MessageKind;
     use std::net::IpAddr;
     use std::time::Duration;
 
@@ -278,6 +301,16 @@ mod tests {
         let err = link
             .dispatch_prober(Message::Shutdown, &mut balancer())
             .unwrap_err();
-        assert!(err.contains("Shutdown"), "{err}");
+        assert!(
+            matches!(
+                err,
+                LinkError::OutOfPlace(OutOfPlace {
+                    from: Role::Prober,
+                    to: Role::Worker,
+                    kind: MessageKind::Shutdown
+                })
+            ),
+            "{err}"
+        );
     }
 }

@@ -1,20 +1,19 @@
 //! The worker's `run`: jail first, then receive the queue socket, the shared flow table and
-//! the config from the master, then the master's backend book (which servers are down,
-//! which were hot-plugged), then serve the queue until told to stop.
+//! its part of the config from the master, then the master's backend book (which servers
+//! are down, which were hot-plugged), then serve the queue until told to stop.
 
 use crate::datapath::balancer::{Balancer, BalancerConfig};
 use crate::datapath::flow::Vips;
 use crate::nfqueue::QueueSocket;
 use crate::packet_loop::{PacketLoop, Stop};
 use loaded_proto::channel::Channel;
-use loaded_proto::config::Config;
 use loaded_proto::flow_table::SharedFlowTable;
 use loaded_proto::message::{BookedBackend, Message};
+use loaded_proto::roles::{self, Role, WorkerPart};
 use std::os::fd::{AsFd, OwnedFd};
 
 pub fn run() -> i32 {
-    let (args, channel) =
-        loaded_proto::child::start(caps::Capability::CAP_NET_ADMIN, crate::sandbox::rules());
+    let (args, channel) = loaded_proto::child::start(Role::Worker);
     let (setup, fds) = match channel.recv() {
         Ok(received) => received,
         Err(e) => {
@@ -22,11 +21,15 @@ pub fn run() -> i32 {
             return 1;
         }
     };
+    if let Err(e) = roles::permit(Role::Master, Role::Worker, &setup) {
+        log::error!("{e}; ending the channel");
+        return 1;
+    }
     let Message::WorkerSetup {
         worker,
         queue,
         flow_table_capacity,
-        config,
+        part,
     } = setup
     else {
         log::error!("expected WorkerSetup, got {}", setup.kind());
@@ -42,7 +45,10 @@ pub fn run() -> i32 {
     let book = match channel.recv() {
         Ok((Message::BackendBook { backends }, _)) => backends,
         Ok((other, _)) => {
-            log::error!("expected BackendBook, got {}", other.kind());
+            match roles::permit(Role::Master, Role::Worker, &other) {
+                Err(e) => log::error!("{e}; ending the channel"),
+                Ok(()) => log::error!("expected BackendBook, got {}", other.kind()),
+            }
             return 1;
         }
         Err(e) => {
@@ -61,7 +67,7 @@ pub fn run() -> i32 {
             fd: table_fd,
             capacity: flow_table_capacity,
         },
-        &config,
+        &part,
         &book,
         channel,
         worker,
@@ -72,7 +78,7 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    log::info!("serving NFQUEUE {queue} (forward={})", config.forward);
+    log::info!("serving NFQUEUE {queue} (forward={})", part.forward);
     match packet_loop.run() {
         Ok(Stop::Shutdown) => {
             log::info!("stopping: {}", packet_loop.summary());
@@ -96,7 +102,7 @@ fn build(
     queue_fd: OwnedFd,
     queue: u16,
     shared: SharedTable,
-    config: &Config,
+    part: &WorkerPart,
     book: &[BookedBackend],
     channel: Channel,
     worker: u32,
@@ -106,12 +112,12 @@ fn build(
     drop(shared.fd);
     let mut balancer = Balancer::new(
         BalancerConfig {
-            strategy: config.strategy,
-            stickiness: config.stickiness,
-            backends: config.backends(),
-            flow_timeout: config.flow_timeout,
-            maglev_seed: config.maglev_seed(),
-            hotplug_nets: config.rip4.into_iter().chain(config.rip6).collect(),
+            strategy: part.balancing.strategy,
+            stickiness: part.stickiness,
+            backends: part.balancing.backends.clone(),
+            flow_timeout: part.balancing.flow_timeout,
+            maglev_seed: part.maglev_seed,
+            hotplug_nets: part.hotplug_nets.clone(),
         },
         table,
     );
@@ -119,8 +125,8 @@ fn build(
     // replies are rewritten, even before the prober link brings a snapshot.
     crate::prober_link::apply_book(&mut balancer, book);
     let vips = Vips {
-        v4: config.vip4,
-        v6: config.vip6,
+        v4: part.vip4,
+        v6: part.vip6,
     };
     let queue = QueueSocket::new(queue_fd, queue)
         .map_err(|e| format!("cannot use the queue socket: {e}"))?;
@@ -129,6 +135,6 @@ fn build(
         .map_err(|e| format!("cannot report ready: {e}"))?;
     let mut packet_loop =
         PacketLoop::new(queue, channel, balancer, vips, worker).map_err(|e| e.to_string())?;
-    packet_loop.set_forward(config.forward);
+    packet_loop.set_forward(part.forward);
     Ok(packet_loop)
 }

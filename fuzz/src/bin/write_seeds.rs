@@ -12,6 +12,7 @@ use loaded_proto::message::{
     BackendState, BackendUpdate, BookedBackend, BookedHealth, LogLevel, Message, Origin, StateReason,
 };
 use loaded_proto::reload::{BalancingSettings, HealthSettings};
+use loaded_proto::roles::{ProberPart, WorkerPart};
 use std::net::{IpAddr, Ipv4Addr};
 
 fn main() -> std::io::Result<()> {
@@ -28,11 +29,10 @@ fn main() -> std::io::Result<()> {
             worker: 1,
             queue: 1,
             flow_table_capacity: 1 << 20,
-            config: Box::new(config.clone()),
+            part: Box::new(WorkerPart::of(&config)),
         },
         Message::ProberSetup {
-            config: Box::new(config.clone()),
-            withdrawn: vec![server],
+            part: Box::new(ProberPart::of(&config, vec![server])),
         },
         Message::WorkerReconfigure {
             settings: Box::new(BalancingSettings::new(&config, vec![server])),
@@ -72,6 +72,8 @@ fn main() -> std::io::Result<()> {
                 health: BookedHealth::Down,
             }],
         },
+        Message::Ping,
+        Message::Pong,
     ];
     let dir = std::path::Path::new("corpus/message_codec");
     std::fs::create_dir_all(dir)?;

@@ -24,7 +24,7 @@ use round::{Progress, Round, RoundPlan};
 use sockets::ProbeSockets;
 
 use loaded_proto::balancing::Backend;
-use loaded_proto::config::Config;
+use loaded_proto::roles::ProberPart;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
@@ -71,19 +71,20 @@ pub struct HealthChecker {
 }
 
 impl HealthChecker {
-    pub fn new(config: &Config) -> io::Result<Self> {
-        let servers: Vec<(Backend, ServerHealth)> = config
-            .backends()
-            .into_iter()
-            .map(|backend| (backend, ServerHealth::in_service()))
+    pub fn new(part: &ProberPart) -> io::Result<Self> {
+        let servers: Vec<(Backend, ServerHealth)> = part
+            .health
+            .servers
+            .iter()
+            .map(|&backend| (backend, ServerHealth::in_service()))
             .collect();
         let configured = servers.iter().map(|(backend, _)| backend.addr).collect();
         Ok(HealthChecker {
-            sockets: ProbeSockets::open(config)?,
-            sockets_families: reload::wanted_families(config),
-            plan: RoundPlan::from_config(config),
-            rise: config.rise,
-            fall: config.fall,
+            sockets: ProbeSockets::open(part)?,
+            sockets_families: reload::wanted_families(part),
+            plan: RoundPlan::from_part(part),
+            rise: part.health.rise,
+            fall: part.health.fall,
             servers,
             configured,
             candidates: HashMap::new(),

@@ -11,7 +11,7 @@ use super::round::RoundPlan;
 use super::sockets::ProbeSockets;
 use super::HealthChecker;
 use loaded_proto::balancing::Backend;
-use loaded_proto::config::Config;
+use loaded_proto::roles::ProberPart;
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
@@ -42,19 +42,19 @@ impl fmt::Display for SocketsKept {
 impl std::error::Error for SocketsKept {}
 
 impl HealthChecker {
-    /// Applies a reloaded `config` (the prober's own, with the reload's health settings
-    /// written in); `withdrawn` are all the servers reloads removed so far. The servers
+    /// Applies a reload (`part`: the prober's part with the reload's health settings);
+    /// `withdrawn` are all the servers reloads removed so far. The servers
     /// are applied even when new sockets cannot be opened (`Err`).
     pub fn reconfigure(
         &mut self,
-        config: &Config,
+        part: &ProberPart,
         withdrawn: &[IpAddr],
     ) -> (Reloaded, Result<(), SocketsKept>) {
         // A round in flight checks the old plan: it is dropped, and the caller starts a new
         // one.
         self.round = None;
         let withdrawn: HashSet<IpAddr> = withdrawn.iter().copied().collect();
-        let configured = config.backends();
+        let configured = part.health.servers.clone();
         let now_configured: HashSet<IpAddr> = configured.iter().map(|b| b.addr).collect();
         let mut old = std::mem::take(&mut self.servers);
         let mut done = Reloaded::default();
@@ -80,20 +80,20 @@ impl HealthChecker {
         }
         self.configured = now_configured;
         self.candidates.retain(|addr, _| !withdrawn.contains(addr));
-        let sockets_needed = wanted_families(config) != self.sockets_families
-            || config.broadcast6 != self.plan.broadcast6;
+        let sockets_needed = wanted_families(part) != self.sockets_families
+            || part.health.broadcast6 != self.plan.broadcast6;
         self.plan = RoundPlan {
             servers: self.servers.iter().map(|(b, _)| b.addr).collect(),
             withdrawn,
-            ..RoundPlan::from_config(config)
+            ..RoundPlan::from_part(part)
         };
-        self.rise = config.rise;
-        self.fall = config.fall;
+        self.rise = part.health.rise;
+        self.fall = part.health.fall;
         let sockets = if sockets_needed {
-            ProbeSockets::open(config)
+            ProbeSockets::open(part)
                 .map(|sockets| {
                     self.sockets = sockets;
-                    self.sockets_families = wanted_families(config);
+                    self.sockets_families = wanted_families(part);
                 })
                 .map_err(SocketsKept)
         } else {
@@ -114,9 +114,10 @@ impl HealthChecker {
 
 /// The families the prober needs a socket for: (IPv4, IPv6), as `ProbeSockets::open`
 /// decides.
-pub(super) fn wanted_families(config: &Config) -> (bool, bool) {
+pub(super) fn wanted_families(part: &ProberPart) -> (bool, bool) {
+    let servers = &part.health.servers;
     (
-        !config.servers4.is_empty() || config.broadcast.is_some(),
-        !config.servers6.is_empty() || config.broadcast6.is_some(),
+        servers.iter().any(|b| b.addr.is_ipv4()) || part.health.broadcast.is_some(),
+        servers.iter().any(|b| b.addr.is_ipv6()) || part.health.broadcast6.is_some(),
     )
 }

@@ -11,7 +11,7 @@ use super::local::local_addresses;
 use super::sockets::ProbeSockets;
 use super::tcp_connect::{ConnectOutcome, Connects};
 use loaded_proto::balancing::IpNet;
-use loaded_proto::config::Config;
+use loaded_proto::roles::ProberPart;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -34,16 +34,16 @@ pub struct RoundPlan {
 }
 
 impl RoundPlan {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_part(part: &ProberPart) -> Self {
         RoundPlan {
-            servers: config.backends().iter().map(|b| b.addr).collect(),
-            broadcast4: config.broadcast,
-            broadcast6: config.broadcast6,
-            rip4: config.rip4,
-            rip6: config.rip6,
+            servers: part.health.servers.iter().map(|b| b.addr).collect(),
+            broadcast4: part.health.broadcast,
+            broadcast6: part.health.broadcast6,
+            rip4: part.rip4,
+            rip6: part.rip6,
             withdrawn: HashSet::new(),
-            port: config.port_alive,
-            timeout: config.check_timeout,
+            port: part.health.port_alive,
+            timeout: part.health.check_timeout,
         }
     }
 
@@ -401,7 +401,10 @@ mod tests {
                 addr: "198.19.0.0".parse().unwrap(),
                 prefix_len: 24,
             }),
-            ..RoundPlan::from_config(&Config::default())
+            ..RoundPlan::from_part(&ProberPart::of(
+                &loaded_proto::config::Config::default(),
+                Vec::new(),
+            ))
         };
         assert!(plan.in_rip("198.19.0.77".parse().unwrap()));
         assert!(!plan.in_rip("198.20.0.77".parse().unwrap()));

@@ -3,8 +3,8 @@
 use super::echo_packet::EchoTag;
 use super::icmp::IcmpSocket;
 use super::local::local_addresses;
-use loaded_proto::config::Config;
 use loaded_proto::random::random_bytes;
+use loaded_proto::roles::ProberPart;
 use nix::net::if_::if_nametoindex;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
@@ -22,10 +22,9 @@ pub struct ProbeSockets {
 impl ProbeSockets {
     /// Opens a socket only for the families the config checks: an IPv6-less host must be
     /// able to run an IPv4-only prober.
-    pub fn open(config: &Config) -> io::Result<Self> {
-        let want_v4 = !config.servers4.is_empty() || config.broadcast.is_some();
-        let want_v6 = !config.servers6.is_empty() || config.broadcast6.is_some();
-        let nic_index = match (&config.private_nic, config.broadcast6) {
+    pub fn open(part: &ProberPart) -> io::Result<Self> {
+        let (want_v4, want_v6) = super::reload::wanted_families(part);
+        let nic_index = match (&part.private_nic, part.health.broadcast6) {
             (Some(nic), Some(_)) => Some(if_nametoindex(nic.as_str()).map_err(|errno| {
                 io::Error::new(
                     io::Error::from(errno).kind(),
@@ -34,7 +33,7 @@ impl ProbeSockets {
             })?),
             _ => None,
         };
-        let broadcast6_scope = match config.broadcast6 {
+        let broadcast6_scope = match part.health.broadcast6 {
             Some(group) if is_link_scoped(group) => nic_index.ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -44,7 +43,7 @@ impl ProbeSockets {
             _ => 0,
         };
         let v4 = want_v4.then(IcmpSocket::open_v4).transpose()?;
-        let source6 = match config.rip6 {
+        let source6 = match part.rip6 {
             Some(rip6) if want_v6 => local_addresses()?.into_iter().find_map(|addr| match addr {
                 IpAddr::V6(v6) if rip6.contains(addr) => Some(v6),
                 _ => None,

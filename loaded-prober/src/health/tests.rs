@@ -6,6 +6,8 @@ use super::icmp::{collect_replies, echo_round, EchoTarget, IcmpSocket};
 use super::round::run_round;
 use super::tcp_connect::{connect_all, ConnectOutcome};
 use super::*;
+use loaded_proto::config::Config;
+use loaded_proto::roles::ProberPart;
 use nix::sys::socket::{
     getsockname, setsockopt, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
 };
@@ -72,6 +74,11 @@ fn listen_on(addr: IpAddr, port: &ClosedPort) -> OwnedFd {
     let socket = reuse_port_socket(addr, port.port);
     nix::sys::socket::listen(&socket, Backlog::new(8).expect("a backlog")).expect("listen");
     socket
+}
+
+/// The prober's part of `config`, nothing withdrawn.
+fn part(config: &Config) -> ProberPart {
+    ProberPart::of(config, Vec::new())
 }
 
 fn config_with(server: IpAddr, port: u16) -> Config {
@@ -235,9 +242,9 @@ fn a_round_fails_a_hung_server_as_timeout_within_its_bound() {
     require_root();
     let (_listener, _queued, port) = full_accept_queue();
     let config = config_with(ip(V4), port);
-    let mut sockets = ProbeSockets::open(&config).unwrap();
+    let mut sockets = ProbeSockets::open(&part(&config)).unwrap();
     let start = Instant::now();
-    let report = run_round(&RoundPlan::from_config(&config), &mut sockets);
+    let report = run_round(&RoundPlan::from_part(&part(&config)), &mut sockets);
     assert_eq!(report.servers, [(ip(V4), Err(FailReason::Timeout))]);
     assert!(start.elapsed() < 2 * SHORT + Duration::from_millis(100));
 }
@@ -248,9 +255,9 @@ fn a_round_passes_a_pinging_listening_server() {
     for addr in [ip(V4), ip(V6)] {
         let listener = TcpListener::bind((addr, 0)).unwrap();
         let config = config_with(addr, listener.local_addr().unwrap().port());
-        let mut sockets = ProbeSockets::open(&config).unwrap();
+        let mut sockets = ProbeSockets::open(&part(&config)).unwrap();
         let start = Instant::now();
-        let report = run_round(&RoundPlan::from_config(&config), &mut sockets);
+        let report = run_round(&RoundPlan::from_part(&part(&config)), &mut sockets);
         assert_eq!(report.servers, [(addr, Ok(()))]);
         assert!(report.discovered.is_empty() && report.ignored.is_empty());
         assert!(start.elapsed() < 2 * SHORT + Duration::from_millis(100));
@@ -263,8 +270,8 @@ fn a_round_fails_a_closed_port_as_refused() {
     for addr in [ip(V4), ip(V6)] {
         let closed = closed_port(addr);
         let config = config_with(addr, closed.port);
-        let mut sockets = ProbeSockets::open(&config).unwrap();
-        let report = run_round(&RoundPlan::from_config(&config), &mut sockets);
+        let mut sockets = ProbeSockets::open(&part(&config)).unwrap();
+        let report = run_round(&RoundPlan::from_part(&part(&config)), &mut sockets);
         assert_eq!(report.servers, [(addr, Err(FailReason::ConnectRefused))]);
     }
 }
@@ -272,9 +279,9 @@ fn a_round_fails_a_closed_port_as_refused() {
 #[test]
 fn only_the_families_configured_get_a_socket() {
     require_root();
-    let sockets = ProbeSockets::open(&config_with(ip(V4), 1)).unwrap();
+    let sockets = ProbeSockets::open(&part(&config_with(ip(V4), 1))).unwrap();
     assert!(sockets.v4.is_some() && sockets.v6.is_none());
-    let sockets = ProbeSockets::open(&config_with(ip(V6), 1)).unwrap();
+    let sockets = ProbeSockets::open(&part(&config_with(ip(V6), 1))).unwrap();
     assert!(sockets.v4.is_none() && sockets.v6.is_some());
 }
 
@@ -283,7 +290,7 @@ fn checker_takes_a_server_out_after_fall_and_back_after_rise() {
     require_root();
     let addr = ip(V4);
     let port = closed_port(addr);
-    let mut checker = HealthChecker::new(&config_with(addr, port.port)).unwrap();
+    let mut checker = HealthChecker::new(&part(&config_with(addr, port.port))).unwrap();
     let backend = Backend { addr, weight: 1 };
     assert_eq!(checker.states(), [(backend, true)]);
 
@@ -316,7 +323,7 @@ fn checker_takes_a_server_out_after_fall_and_back_after_rise() {
 #[test]
 fn candidates_need_rise_rounds_in_a_row_to_be_discovered() {
     require_root();
-    let mut checker = HealthChecker::new(&config_with(ip(V4), 1)).unwrap();
+    let mut checker = HealthChecker::new(&part(&config_with(ip(V4), 1))).unwrap();
     let host = ip("198.19.0.50");
     let mut events = Vec::new();
 
@@ -360,7 +367,7 @@ fn candidates_need_rise_rounds_in_a_row_to_be_discovered() {
 #[test]
 fn broadcast_errors_are_reported_once_until_they_change() {
     require_root();
-    let mut checker = HealthChecker::new(&config_with(ip(V4), 1)).unwrap();
+    let mut checker = HealthChecker::new(&part(&config_with(ip(V4), 1))).unwrap();
     let addr = ip("198.19.0.255");
     let mut events = Vec::new();
     let failed = |error: &str| vec![(addr, error.to_owned())];
@@ -376,7 +383,7 @@ fn broadcast_errors_are_reported_once_until_they_change() {
 #[test]
 fn a_reload_keeps_the_health_of_kept_servers_starts_new_ones_up_and_drops_removed_ones() {
     require_root();
-    let mut checker = HealthChecker::new(&config_with(ip(V4), 1)).unwrap();
+    let mut checker = HealthChecker::new(&part(&config_with(ip(V4), 1))).unwrap();
     let hot = ip("127.0.0.9");
     let mut events = Vec::new();
     for _ in 0..2 {
@@ -395,7 +402,7 @@ fn a_reload_keeps_the_health_of_kept_servers_starts_new_ones_up_and_drops_remove
     };
     config.servers4.insert(0, new);
     config.rise = 5;
-    let (done, sockets) = checker.reconfigure(&config, &[]);
+    let (done, sockets) = checker.reconfigure(&part(&config), &[]);
     sockets.unwrap();
     assert_eq!(done.added, [new.addr]);
     assert!(done.removed.is_empty());
@@ -417,7 +424,7 @@ fn a_reload_keeps_the_health_of_kept_servers_starts_new_ones_up_and_drops_remove
         servers4: vec![new],
         ..config
     };
-    let (done, _) = checker.reconfigure(&config, &[ip(V4), hot]);
+    let (done, _) = checker.reconfigure(&part(&config), &[ip(V4), hot]);
     assert_eq!(done.removed, [ip(V4), hot]);
     assert_eq!(checker.states(), [(new, true)]);
     assert!(checker.plan.withdrawn.contains(&hot));
@@ -435,7 +442,7 @@ fn a_restart_from_the_book_keeps_hot_plugged_servers_and_known_states() {
         }),
         ..config_with(ip(V4), 1)
     };
-    let mut checker = HealthChecker::new(&config).unwrap();
+    let mut checker = HealthChecker::new(&part(&config)).unwrap();
     let configured = Backend {
         addr: ip(V4),
         weight: 1,
@@ -502,7 +509,7 @@ fn a_round_in_flight_never_blocks_its_caller() {
         check_timeout: Duration::from_secs(1),
         ..config_with(ip(V4), port)
     };
-    let mut checker = HealthChecker::new(&config).unwrap();
+    let mut checker = HealthChecker::new(&part(&config)).unwrap();
     let start = Instant::now();
     checker.start_round();
     assert!(start.elapsed() < Duration::from_millis(100), "start waited");

@@ -60,28 +60,4 @@ impl HealthSettings {
             broadcast6: config.broadcast6,
         }
     }
-
-    /// Writes these settings into `config` (the prober keeps a whole config for its
-    /// sockets and round plan).
-    pub fn apply_to(&self, config: &mut Config) {
-        config.servers4 = self
-            .servers
-            .iter()
-            .filter(|b| b.addr.is_ipv4())
-            .copied()
-            .collect();
-        config.servers6 = self
-            .servers
-            .iter()
-            .filter(|b| b.addr.is_ipv6())
-            .copied()
-            .collect();
-        config.port_alive = self.port_alive;
-        config.check_cycle = self.check_cycle;
-        config.check_timeout = self.check_timeout;
-        config.rise = self.rise;
-        config.fall = self.fall;
-        config.broadcast = self.broadcast;
-        config.broadcast6 = self.broadcast6;
-    }
 }

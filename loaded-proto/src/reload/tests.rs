@@ -144,14 +144,8 @@ fn settings_for_the_children_follow_the_config() {
     assert_eq!(balancing.flow_timeout, Duration::from_secs(60));
     assert_eq!(balancing.removed, [addr("198.19.0.13")]);
 
-    let health = HealthSettings::new(&new, vec![]);
-    let mut prober_config = config("");
-    health.apply_to(&mut prober_config);
-    assert_eq!(prober_config.check_cycle, Duration::from_secs(5));
-    assert_eq!(prober_config.backends(), new.backends());
-    assert_eq!(
-        prober_config.strategy,
-        Strategy::RoundRobin,
-        "not the prober's"
-    );
+    let health = HealthSettings::new(&new, vec![addr("198.19.0.13")]);
+    assert_eq!(health.check_cycle, Duration::from_secs(5));
+    assert_eq!(health.servers, new.backends());
+    assert_eq!(health.withdrawn, [addr("198.19.0.13")]);
 }
