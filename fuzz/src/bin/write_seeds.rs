@@ -9,7 +9,8 @@ use loaded_proto::balancing::Backend;
 use loaded_proto::channel::encode;
 use loaded_proto::config::Config;
 use loaded_proto::message::{
-    BackendState, BackendUpdate, BookedBackend, BookedHealth, LogLevel, Message, Origin, StateReason,
+    BackendState, BackendUpdate, BookedBackend, BookedHealth, LogLevel, Message, Origin,
+    StateReason,
 };
 use loaded_proto::reload::{BalancingSettings, HealthSettings};
 use loaded_proto::roles::{ProberPart, WorkerPart};
