@@ -6,6 +6,7 @@ use crate::datapath::balancer::{Balancer, BalancerConfig};
 use crate::datapath::flow::Vips;
 use crate::nfqueue::QueueSocket;
 use crate::packet_loop::{PacketLoop, Stop};
+use crate::setup_error::SetupError;
 use loaded_proto::channel::Channel;
 use loaded_proto::flow_table::SharedFlowTable;
 use loaded_proto::message::{BookedBackend, Message};
@@ -106,9 +107,9 @@ fn build(
     book: &[BookedBackend],
     channel: Channel,
     worker: u32,
-) -> Result<PacketLoop, String> {
+) -> Result<PacketLoop, SetupError> {
     let table = SharedFlowTable::map(shared.fd.as_fd(), shared.capacity as usize)
-        .map_err(|e| format!("cannot map the shared flow table: {e}"))?;
+        .map_err(SetupError::MapFlowTable)?;
     drop(shared.fd);
     let mut balancer = Balancer::new(
         BalancerConfig {
@@ -128,13 +129,12 @@ fn build(
         v4: part.vip4,
         v6: part.vip6,
     };
-    let queue = QueueSocket::new(queue_fd, queue)
-        .map_err(|e| format!("cannot use the queue socket: {e}"))?;
+    let queue = QueueSocket::new(queue_fd, queue).map_err(SetupError::QueueSocket)?;
     channel
         .send(&Message::Ready)
-        .map_err(|e| format!("cannot report ready: {e}"))?;
+        .map_err(SetupError::ReportReady)?;
     let mut packet_loop =
-        PacketLoop::new(queue, channel, balancer, vips, worker).map_err(|e| e.to_string())?;
+        PacketLoop::new(queue, channel, balancer, vips, worker).map_err(SetupError::PacketLoop)?;
     packet_loop.set_forward(part.forward);
     Ok(packet_loop)
 }
