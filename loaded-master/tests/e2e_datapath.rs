@@ -354,6 +354,14 @@ fn health_changes_and_a_stop_are_served_during_a_flood() {
     net.stop(flood);
 }
 
+/// Whether `pid` is stopped by a signal (state `T` in /proc/PID/stat).
+fn is_stopped(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name, which is in parentheses.
+    stat.rsplit_once(") ")
+        .is_some_and(|(_, rest)| rest.starts_with('T'))
+}
+
 #[test]
 fn a_flapping_link_under_load_ends_no_worker() {
     require_root_and_tools();
@@ -392,9 +400,11 @@ fn a_flapping_link_under_load_ends_no_worker() {
         let paused = flap % 2 == 0;
         if paused {
             signal_workers(libc::SIGSTOP);
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            let stopped = wait_until(secs(5), || workers.iter().all(|&pid| is_stopped(pid)));
+            assert!(stopped, "the workers {workers:?} did not stop at SIGSTOP");
         }
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "down"]);
+        // Pacing, not a condition: how long the link stays down, and up between flaps.
         std::thread::sleep(std::time::Duration::from_millis(100));
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "up"]);
         if paused {

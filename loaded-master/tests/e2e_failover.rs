@@ -123,7 +123,14 @@ for i in range(4):
 print(" ".join(names))
 "#;
     for vip in [VIP4, VIP6] {
+        // The hold must span health rounds, or it proves nothing: each round pings b1.
+        let echoes_before = net.echo_requests_received(Host::Backend(1), false);
         let out = net.exec_timeout(Host::Client, &["python3", "-c", HOLD, vip], secs(30));
+        let rounds = net.echo_requests_received(Host::Backend(1), false) - echoes_before;
+        assert!(
+            rounds >= 2,
+            "only {rounds} health rounds ran while the connection through {vip} was held"
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -197,16 +204,28 @@ fn a_killed_prober_is_restarted_and_the_state_converges(mode: Mode) {
     });
     assert!(restarted, "{}", master.log(&net));
     // Workers keep their last state, and the new prober starts from the master's book,
-    // where b1 is down: b1 never gets a client back in between.
-    let until = std::time::Instant::now() + secs(8);
-    while std::time::Instant::now() < until {
+    // where b1 is down: b1 never gets a client back in between. Had the new prober
+    // started from "all up", b1 would take clients until `fall` of its rounds found it
+    // down: watch until the new prober has run more rounds than that (each pings b1).
+    let rounds = 3;
+    let echoes_before = net.echo_requests_received(Host::Backend(1), false);
+    let mut echoes = echoes_before;
+    let rounds_ran = wait_until(secs(CONVERGE + 2 * rounds), || {
         let seen = answering(&net, 2);
         assert!(
             seen.is_subset(&names(&["b2", "b3"])),
             "after the prober restart: {seen:?}\n{}",
             master.log(&net)
         );
-    }
+        echoes = net.echo_requests_received(Host::Backend(1), false);
+        echoes >= echoes_before + rounds
+    });
+    assert!(
+        rounds_ran,
+        "the new prober ran {} rounds, not {rounds}:\n{}",
+        echoes - echoes_before,
+        master.log(&net)
+    );
     assert_eq!(master.log(&net).matches("prober is ready").count(), 2);
     master.stop_cleanly(&net);
 }

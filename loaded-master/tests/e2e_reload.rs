@@ -186,6 +186,12 @@ fn a_server_added_takes_new_clients_while_held_connections_keep_theirs(mode: Mod
         });
         assert!(opened, "{open} held connections open, not 2");
         reload(&net, &master, &added, 1);
+        // The holds must outlast the reload, or they prove nothing about it.
+        let still_open = established_http_connections(&net);
+        assert!(
+            still_open >= 2,
+            "the held connections ended before the reload was applied: {still_open} open"
+        );
         let mut seen = BTreeSet::new();
         let reached = wait_until(secs(CONVERGE), || {
             seen.extend(answering_both(&net, 4));
