@@ -19,9 +19,10 @@
 use crate::health::{Event, FailReason, HealthChecker};
 use crate::serve_error::ServeError;
 use loaded_proto::channel::{Channel, ChannelError};
-use loaded_proto::message::{BackendState, BackendUpdate, Message, StateReason};
+use loaded_proto::message::{BackendState, BackendUpdate, Message, MessageKind, StateReason};
 use loaded_proto::reload::HealthSettings;
 use loaded_proto::roles::{self, ProberPart, Role};
+use loaded_proto::setup_message::{receive, receive_book};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -38,17 +39,11 @@ const CONNECTS: Token = Token(usize::MAX - 2);
 
 pub fn run() -> i32 {
     let (_args, channel) = loaded_proto::child::start(Role::Prober);
-    let part = match channel.recv() {
+    let part = match receive(&channel, Role::Prober, MessageKind::ProberSetup) {
         Ok((Message::ProberSetup { part }, _)) => part,
-        Ok((other, _)) => {
-            match roles::permit(Role::Master, Role::Prober, &other) {
-                Err(e) => log::error!("{e}; ending the channel"),
-                Ok(()) => log::error!("expected ProberSetup, got {}", other.kind()),
-            }
-            return 1;
-        }
+        Ok(_) => unreachable!("`receive` checked the kind"),
         Err(e) => {
-            log::error!("no setup from the master: {e}");
+            log::error!("{e}");
             return 1;
         }
     };
@@ -59,17 +54,10 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    let book = match channel.recv() {
-        Ok((Message::BackendBook { backends }, _)) => backends,
-        Ok((other, _)) => {
-            match roles::permit(Role::Master, Role::Prober, &other) {
-                Err(e) => log::error!("{e}; ending the channel"),
-                Ok(()) => log::error!("expected BackendBook, got {}", other.kind()),
-            }
-            return 1;
-        }
+    let book = match receive_book(&channel, Role::Prober) {
+        Ok(book) => book,
         Err(e) => {
-            log::error!("no backend book from the master: {e}");
+            log::error!("{e}");
             return 1;
         }
     };

@@ -9,23 +9,20 @@ use crate::packet_loop::{PacketLoop, Stop};
 use crate::setup_error::SetupError;
 use loaded_proto::channel::Channel;
 use loaded_proto::flow_table::SharedFlowTable;
-use loaded_proto::message::{BookedBackend, Message};
-use loaded_proto::roles::{self, Role, WorkerPart};
+use loaded_proto::message::{BookedBackend, Message, MessageKind};
+use loaded_proto::roles::{Role, WorkerPart};
+use loaded_proto::setup_message::{receive, receive_book};
 use std::os::fd::{AsFd, OwnedFd};
 
 pub fn run() -> i32 {
     let (args, channel) = loaded_proto::child::start(Role::Worker);
-    let (setup, fds) = match channel.recv() {
+    let (setup, fds) = match receive(&channel, Role::Worker, MessageKind::WorkerSetup) {
         Ok(received) => received,
         Err(e) => {
-            log::error!("no setup from the master: {e}");
+            log::error!("{e}");
             return 1;
         }
     };
-    if let Err(e) = roles::permit(Role::Master, Role::Worker, &setup) {
-        log::error!("{e}; ending the channel");
-        return 1;
-    }
     let Message::WorkerSetup {
         worker,
         queue,
@@ -33,8 +30,7 @@ pub fn run() -> i32 {
         part,
     } = setup
     else {
-        log::error!("expected WorkerSetup, got {}", setup.kind());
-        return 1;
+        unreachable!("`receive` checked the kind");
     };
     if args.queue != Some(queue) {
         log::error!(
@@ -43,17 +39,10 @@ pub fn run() -> i32 {
         );
         return 1;
     }
-    let book = match channel.recv() {
-        Ok((Message::BackendBook { backends }, _)) => backends,
-        Ok((other, _)) => {
-            match roles::permit(Role::Master, Role::Worker, &other) {
-                Err(e) => log::error!("{e}; ending the channel"),
-                Ok(()) => log::error!("expected BackendBook, got {}", other.kind()),
-            }
-            return 1;
-        }
+    let book = match receive_book(&channel, Role::Worker) {
+        Ok(book) => book,
         Err(e) => {
-            log::error!("no backend book from the master: {e}");
+            log::error!("{e}");
             return 1;
         }
     };
