@@ -354,14 +354,6 @@ fn health_changes_and_a_stop_are_served_during_a_flood() {
     net.stop(flood);
 }
 
-/// Whether `pid` is stopped by a signal (state `T` in /proc/PID/stat).
-fn is_stopped(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state follows the command name, which is in parentheses.
-    stat.rsplit_once(") ")
-        .is_some_and(|(_, rest)| rest.starts_with('T'))
-}
-
 #[test]
 fn a_flapping_link_under_load_ends_no_worker() {
     require_root_and_tools();
@@ -391,16 +383,16 @@ fn a_flapping_link_under_load_ends_no_worker() {
     let workers = children_named(&net, "loaded-worker");
     let signal_workers = |signal| {
         for &pid in &workers {
-            // SAFETY: kill(2) has no memory-safety preconditions; the pids are the
-            // workers of the master this test started.
-            assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0, "signal {pid}");
+            send_signal(pid, signal);
         }
     };
     for flap in 0..12 {
         let paused = flap % 2 == 0;
         if paused {
             signal_workers(libc::SIGSTOP);
-            let stopped = wait_until(secs(5), || workers.iter().all(|&pid| is_stopped(pid)));
+            let stopped = wait_until(secs(5), || {
+                workers.iter().all(|&pid| process_state(pid) == Some('T'))
+            });
             assert!(stopped, "the workers {workers:?} did not stop at SIGSTOP");
         }
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "down"]);

@@ -67,8 +67,7 @@ fn config_with(net: &TestNet, mode: Mode, servers: &str, extra: &str) -> String 
 }
 
 fn sighup(master: &Master) {
-    // SAFETY: kill has no memory effects; the pid is the master this test started.
-    assert_eq!(unsafe { libc::kill(master.pid as i32, libc::SIGHUP) }, 0);
+    send_signal(master.pid, libc::SIGHUP);
 }
 
 /// Rewrites the master's config file and sends SIGHUP; waits until the master logged
@@ -132,22 +131,6 @@ fn established_http_connections(net: &TestNet) -> usize {
     .lines()
     .filter(|l| !l.trim().is_empty())
     .count()
-}
-
-/// Waits until the prober has run at least `rounds` more health rounds: each round pings
-/// every configured server, so backend n's echo counter rises by one per round.
-fn wait_for_health_rounds(net: &TestNet, n: u8, rounds: u64) {
-    let start = net.echo_requests_received(Host::Backend(n), false);
-    let mut now = start;
-    let ran = wait_until(secs(CONVERGE + 2 * rounds), || {
-        now = net.echo_requests_received(Host::Backend(n), false);
-        now >= start + rounds
-    });
-    assert!(
-        ran,
-        "b{n} received {} health pings, not {rounds}: no health round ran",
-        now - start
-    );
 }
 
 fn a_server_added_takes_new_clients_while_held_connections_keep_theirs(mode: Mode) {
@@ -223,8 +206,7 @@ fn a_server_added_takes_new_clients_while_held_connections_keep_theirs(mode: Mod
 
     // Workers started after the reload get the new config: b4 still takes new clients.
     for worker in &before.0 {
-        // SAFETY: kill has no memory effects; the pid is a worker of our master.
-        unsafe { libc::kill(*worker as i32, libc::SIGKILL) };
+        send_signal(*worker, libc::SIGKILL);
     }
     let restarted = wait_until(secs(10), || {
         let now = children(&net).0;
@@ -285,7 +267,7 @@ fn a_removed_server_gets_no_new_client_and_its_clients_move(mode: Mode) {
     let remaining = (1..=3u8)
         .find(|&i| usize::from(i) != n)
         .expect("three servers");
-    wait_for_health_rounds(&net, remaining, 2);
+    net.wait_for_health_rounds(remaining, 2, secs(CONVERGE + 4));
     assert!(!answering_both(&net, 4).contains(&mapped));
     assert_eq!(children(&net), before);
     let log = master.log(&net);

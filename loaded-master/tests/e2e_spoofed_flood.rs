@@ -21,18 +21,10 @@ const MAX_FLOWS: usize = 4096;
 /// Sends COUNT TCP ACK segments (no SYN) to DST:80 from source addresses 198.18.0.10 to
 /// .249 and ports 20000 and up, for at most SECONDS, with a raw socket (IP_HDRINCL, the
 /// kernel fills in the id, length and header checksum). argv: DST COUNT SECONDS. Prints
-/// "sent N".
+/// "sent N". Runs after PY_CSUM.
 const ACK_FLOOD_PY: &str = r#"
 import socket, struct, sys, time
 dst, count, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return ~t & 0xFFFF
 
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 end = time.monotonic() + seconds
@@ -139,7 +131,7 @@ fn a_spoofed_ack_flood_creates_no_mapping_and_moves_no_client() {
         &[
             "python3",
             "-c",
-            ACK_FLOOD_PY,
+            &format!("{PY_CSUM}{ACK_FLOOD_PY}"),
             VIP4,
             &count.to_string(),
             "20",

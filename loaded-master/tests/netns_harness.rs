@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::Path;
 use support::*;
 
 #[test]
@@ -200,14 +199,7 @@ fn drop_removes_the_namespaces_and_every_process() {
 
 /// Whether pid exists and is not a zombie (an orphan is reaped by init, maybe later).
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) {
-        // "pid (comm) S ...": the state follows the last ')'.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+    process_state(pid).is_some_and(|state| state != 'Z')
 }
 
 #[test]

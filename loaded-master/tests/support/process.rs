@@ -120,12 +120,35 @@ pub(crate) fn stop_child(child: &mut Child, grace: Duration) -> Option<ExitStatu
 /// SIGTERM by pid. The caller holds the unreaped `Child`, so the pid cannot have been
 /// reused by another process.
 pub(crate) fn signal_term(child: &Child) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+    // It may have exited already; it is then reaped by the caller.
+    let _ = try_send_signal(child.id(), libc::SIGTERM);
+}
+
+/// Sends `signal` to `pid`, a process this test started or a child of the balancer it
+/// started (never by name), and asserts that it was delivered.
+pub fn send_signal(pid: u32, signal: libc::c_int) {
+    if let Err(e) = try_send_signal(pid, signal) {
+        panic!("kill -{signal} {pid}: {e}");
     }
+}
+
+/// `send_signal` for where the process may be gone already (cleanup, drop).
+pub fn try_send_signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
+    let target = libc::pid_t::try_from(pid)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(target, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The state letter of /proc/PID/stat (R, S, T, Z...); None when there is no such process.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ...": comm may contain anything, even ')'.
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

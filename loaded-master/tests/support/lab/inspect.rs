@@ -4,8 +4,9 @@ use super::TestNet;
 use crate::support::nfqueue::{parse_nfqueue, NfQueue};
 use crate::support::process::{describe, run_bounded};
 use crate::support::topology::Host;
-use crate::support::wait::secs;
+use crate::support::wait::{secs, wait_until};
 use std::process::Command;
+use std::time::Duration;
 
 impl TestNet {
     /// A file as seen from inside `host`'s namespace (`ip netns exec NS cat PATH`):
@@ -92,6 +93,24 @@ impl TestNet {
             (path, snmp_value(&text, "Icmp:", "InEchos"))
         };
         value.unwrap_or_else(|| panic!("no echo counter in {path} of {}", self.ns(host)))
+    }
+
+    /// Waits up to `timeout` until the prober has run at least `rounds` more health rounds:
+    /// each round pings every configured server, so backend `n`'s echo counter rises by
+    /// one per round (whether its service runs or not).
+    pub fn wait_for_health_rounds(&self, n: u8, rounds: u64, timeout: Duration) {
+        let counter = || self.echo_requests_received(Host::Backend(n), false);
+        let start = counter();
+        let mut now = start;
+        let ran = wait_until(timeout, || {
+            now = counter();
+            now >= start + rounds
+        });
+        assert!(
+            ran,
+            "b{n} received {} health pings, not {rounds}: no health round ran",
+            now - start
+        );
     }
 
     /// Whether `address` (e.g. "198.18.100.1") is configured in `host`.

@@ -20,6 +20,19 @@ pub fn is_big_body(body: &[u8], len: usize) -> bool {
             .all(|(i, b)| *b == BIG_PATTERN[i % BIG_PATTERN.len()])
 }
 
+/// The Internet checksum (RFC 1071) in Python, for the scripts that craft packets: put
+/// before the script, e.g. `format!("{PY_CSUM}{SCRIPT}")`.
+pub const PY_CSUM: &str = r#"
+import struct
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+"#;
+
 /// A small ICMP echo client (raw sockets; root), so that no ping binary is needed.
 /// argv: ADDR COUNT TIMEOUT. Prints "reply from ADDR seq N" per answer; exit 1 if none.
 /// Sends COUNT requests 0.2 s apart; stops once every request has an answer and 0.3 s
@@ -36,13 +49,6 @@ else:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 ident = os.getpid() & 0xFFFF
 payload = b"loaded-harness-ping"
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return ~t & 0xFFFF
 start = time.monotonic()
 deadline = start + timeout
 sent, next_send, last_send, got, answered = 0, start, start, 0, set()
@@ -191,7 +197,7 @@ impl TestNet {
             &[
                 "python3",
                 "-c",
-                PING_PY,
+                &format!("{PY_CSUM}{PING_PY}"),
                 addr,
                 &count.to_string(),
                 &timeout.as_secs_f64().to_string(),
