@@ -10,22 +10,26 @@ mod duration;
 mod error;
 mod keys;
 mod line;
+mod line_error;
 mod model;
 mod parse;
 mod suggest;
 mod validate;
+mod value_error;
 mod values;
 mod warning;
 
 pub use cores::{choose_worker_cores, CoresError};
 pub use duration::DurationError;
 pub use error::{ConfigError, ConfigErrors};
-pub use model::{default_check_timeout, Config, Rules, ScriptSettings};
+pub use line_error::{LineError, QuoteError};
+pub use model::{default_check_timeout, Config, FamilyError, Rules, ScriptSettings};
 pub use model::{
     DEFAULT_CHECK_CYCLE, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHROOT, DEFAULT_FALL, DEFAULT_FLOW_TIMEOUT,
     DEFAULT_LOG_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_NFQ_LEN, DEFAULT_PIDFILE, DEFAULT_PORT_ALIVE,
     DEFAULT_RISE, DEFAULT_USER,
 };
+pub use value_error::ValueError;
 pub use warning::ConfigWarning;
 
 use keys::Key;
