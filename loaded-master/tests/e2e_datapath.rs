@@ -293,7 +293,10 @@ fn answering(net: &TestNet, vip: &str, count: usize) -> BTreeSet<String> {
         .map(
             |i| match net.curl(&http_url(vip, HTTP_PORT, "/"), secs(3)) {
                 Ok(body) => body.trim().trim_start_matches("backend=").to_string(),
-                Err(e) => format!("error(#{i}: {})", e.lines().next().unwrap_or("")),
+                Err(e) => format!(
+                    "error(#{i}: {})",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
             },
         )
         .collect()

@@ -32,7 +32,7 @@ fn answering(net: &TestNet, count: usize) -> BTreeSet<String> {
                 Err(e) => {
                     seen.insert(format!(
                         "error({vip} #{i}: {})",
-                        e.lines().next().unwrap_or("")
+                        e.to_string().lines().next().unwrap_or("")
                     ));
                 }
             }

@@ -48,7 +48,10 @@ fn answers(net: &TestNet, vip: &str, count: usize) -> Vec<String> {
         .map(
             |i| match net.curl(&http_url(vip, HTTP_PORT, "/"), secs(3)) {
                 Ok(body) => body.trim().trim_start_matches("backend=").to_string(),
-                Err(e) => format!("error({vip} #{i}: {})", e.lines().next().unwrap_or("")),
+                Err(e) => format!(
+                    "error({vip} #{i}: {})",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
             },
         )
         .collect()
@@ -102,7 +105,7 @@ fn children(net: &TestNet) -> (Vec<u32>, Vec<u32>) {
 }
 
 /// Runs HOLD through `vip` in the client namespace.
-fn hold(net: &TestNet, vip: &str, asks: u32, pause: f64) -> Result<Vec<String>, String> {
+fn hold(net: &TestNet, vip: &str, asks: u32, pause: f64) -> Result<Vec<String>, CommandError> {
     let out = net.exec_timeout(
         Host::Client,
         &[
@@ -115,11 +118,13 @@ fn hold(net: &TestNet, vip: &str, asks: u32, pause: f64) -> Result<Vec<String>, 
         ],
         secs(60),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     if !out.status.success() {
-        return Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
+        return Err(CommandError::failed(format!("holding through {vip}"), &out));
     }
-    Ok(stdout.split_whitespace().map(String::from).collect())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect())
 }
 
 /// The client's established TCP connections to port 80 (`ss` in its namespace).

@@ -89,6 +89,57 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Why a command run in the lab gave no usable result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// It failed (or found nothing): what it was, its status and both outputs.
+    Failed {
+        what: String,
+        status: ExitStatus,
+        stdout: String,
+        stderr: String,
+    },
+    /// It succeeded, but its output is not what it should print.
+    Unreadable { what: String, output: String },
+}
+
+impl CommandError {
+    pub fn failed(what: impl Into<String>, out: &Output) -> CommandError {
+        CommandError::Failed {
+            what: what.into(),
+            status: out.status,
+            stdout: text(&out.stdout).trim().to_owned(),
+            stderr: text(&out.stderr).trim().to_owned(),
+        }
+    }
+}
+
+/// One line when the command said little (its first line is the gist, for the tests that
+/// keep only that), its outputs below when it said more.
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::Failed {
+                what,
+                status,
+                stdout,
+                stderr,
+            } => {
+                write!(f, "{what}: {status}: {stderr}")?;
+                if !stdout.is_empty() {
+                    write!(f, "\n--- stdout ---\n{stdout}")?;
+                }
+                Ok(())
+            }
+            CommandError::Unreadable { what, output } => {
+                write!(f, "{what}: unreadable output: {output:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
 /// A finished command for a failure message: what it was, its status and both outputs.
 pub fn describe(what: &str, out: &Output) -> String {
     format!(

@@ -1,7 +1,7 @@
 //! Traffic from the lab's hosts: HTTP, UDP, ping, many connections.
 
 use super::TestNet;
-use crate::support::process::describe;
+use crate::support::process::CommandError;
 use crate::support::topology::{demo_dir, Host};
 use crate::support::wait::secs;
 use std::collections::HashMap;
@@ -107,12 +107,17 @@ sys.stdout.write(data.decode("utf-8", "replace"))
 
 impl TestNet {
     /// `curl` from the client: the body, or why it failed (HTTP errors included).
-    pub fn curl(&self, url: &str, timeout: Duration) -> Result<String, String> {
+    pub fn curl(&self, url: &str, timeout: Duration) -> Result<String, CommandError> {
         self.curl_from(Host::Client, url, timeout)
     }
 
     /// `curl` from any host; proxies from the environment are ignored.
-    pub fn curl_from(&self, host: Host, url: &str, timeout: Duration) -> Result<String, String> {
+    pub fn curl_from(
+        &self,
+        host: Host,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<String, CommandError> {
         let t = format!("{:.3}", timeout.as_secs_f64());
         let out = self.exec_timeout(
             host,
@@ -135,18 +140,21 @@ impl TestNet {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "curl {url} from {}: {}: {}",
-                host.short_name(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+            Err(CommandError::failed(
+                format!("curl {url} from {}", host.short_name()),
+                &out,
             ))
         }
     }
 
     /// A UDP request from the client to ADDR:PORT (3 s timeout): the answer, or why none
     /// came. An answer from another address than `addr` is an error.
-    pub fn udp_request(&self, addr: &str, port: u16, payload: &str) -> Result<String, String> {
+    pub fn udp_request(
+        &self,
+        addr: &str,
+        port: u16,
+        payload: &str,
+    ) -> Result<String, CommandError> {
         self.udp_request_from(Host::Client, addr, port, payload, secs(3))
     }
 
@@ -158,7 +166,7 @@ impl TestNet {
         port: u16,
         payload: &str,
         timeout: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<String, CommandError> {
         let out = self.exec_timeout(
             host,
             &[
@@ -175,10 +183,9 @@ impl TestNet {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "udp {addr} port {port} from {}: {}",
-                host.short_name(),
-                String::from_utf8_lossy(&out.stderr).trim()
+            Err(CommandError::failed(
+                format!("udp {addr} port {port} from {}", host.short_name()),
+                &out,
             ))
         }
     }
@@ -191,7 +198,7 @@ impl TestNet {
         addr: &str,
         count: u32,
         timeout: Duration,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, CommandError> {
         let out = self.exec_timeout(
             host,
             &[
@@ -215,8 +222,8 @@ impl TestNet {
         if out.status.success() && !from.is_empty() {
             Ok(from)
         } else {
-            Err(describe(
-                &format!("ping {addr} from {}: no answer", host.short_name()),
+            Err(CommandError::failed(
+                format!("ping {addr} from {}: no answer", host.short_name()),
                 &out,
             ))
         }
@@ -229,7 +236,7 @@ impl TestNet {
         addr: &str,
         count: u32,
         hold: Duration,
-    ) -> Result<HashMap<String, u32>, String> {
+    ) -> Result<HashMap<String, u32>, CommandError> {
         let script = demo_dir().join("client-conns.py");
         let timeout = hold + secs(30);
         let out = self.exec_timeout(
@@ -248,10 +255,13 @@ impl TestNet {
             timeout + secs(5),
         );
         if !out.status.success() {
-            return Err(describe("client-conns.py failed", &out));
+            return Err(CommandError::failed("client-conns.py", &out));
         }
-        parse_counts(&String::from_utf8_lossy(&out.stdout))
-            .ok_or_else(|| describe("client-conns.py printed no {name: count}", &out))
+        let output = String::from_utf8_lossy(&out.stdout);
+        parse_counts(&output).ok_or_else(|| CommandError::Unreadable {
+            what: "client-conns.py (no {name: count})".to_owned(),
+            output: output.into_owned(),
+        })
     }
 }
 
