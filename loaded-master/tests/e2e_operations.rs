@@ -1016,39 +1016,11 @@ fn a_config_error_changes_nothing_and_names_file_and_line() {
     assert_nothing_changed(&net, &guard.pidfile, "after a config error with -D");
 }
 
-/// A unique directory for the tests that need no namespace; removed at drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("loaded-ops-{what}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn check_config(path: &Path) -> Output {
-    let mut command = Command::new(master_binary());
-    command.arg("-t").arg("-c").arg(path);
-    run_bounded(command, secs(30))
-}
-
 #[test]
 fn check_mode_prints_the_settings_or_the_errors() {
-    let dir = TempDir::new("check");
-    let pidfile = dir.0.join("loaded.pid");
-    let good = dir.0.join("good.conf");
+    let dir = TempDir::new("ops-check");
+    let pidfile = dir.path().join("loaded.pid");
+    let good = dir.path().join("good.conf");
     fs::write(
         &good,
         format!(
@@ -1077,8 +1049,8 @@ fn check_mode_prints_the_settings_or_the_errors() {
     }
     assert!(!pidfile.exists(), "-t wrote the pidfile");
 
-    let bad = dir.0.join("bad.conf");
-    fs::write(&bad, bad_config(&dir.0)).unwrap();
+    let bad = dir.path().join("bad.conf");
+    fs::write(&bad, bad_config(dir.path())).unwrap();
     let out = check_config(&bad);
     assert_eq!(
         out.status.code(),

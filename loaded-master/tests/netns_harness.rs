@@ -144,13 +144,7 @@ fn fourth_backend_and_lower_router_mtu_need_pmtu_discovery() {
         );
     }
     // b1 learnt the path MTU from rtr's ICMP errors.
-    for client in [CLIENT4, CLIENT6] {
-        let route = net.exec_ok(Host::Backend(1), &["ip", "route", "get", client]);
-        assert!(
-            route.contains("mtu 1300"),
-            "b1's route to {client}: {route}"
-        );
-    }
+    net.assert_path_mtu_learnt(Host::Backend(1), 1300);
     let counts = net
         .client_conns(BACKEND4[1], 20, secs(1))
         .unwrap_or_else(|e| panic!("{e}"));

@@ -15,6 +15,7 @@ mod model;
 mod parse;
 mod suggest;
 mod validate;
+pub use validate::is_link_scoped;
 mod value_error;
 mod values;
 mod warning;
@@ -86,5 +87,7 @@ impl Config {
 
 #[cfg(test)]
 mod compat_tests;
+#[cfg(test)]
+mod test_files;
 #[cfg(test)]
 mod tests;

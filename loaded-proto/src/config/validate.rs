@@ -226,7 +226,10 @@ fn check_forwarding(
     }
 }
 
-fn is_link_scoped(addr: Ipv6Addr) -> bool {
+/// fe80::/10 and ff02::/16-style link-scoped groups: an address that means something only
+/// on one link, so it needs the interface (`private_NIC`) to be used. The prober applies
+/// the same rule to `broadcast6`.
+pub fn is_link_scoped(addr: Ipv6Addr) -> bool {
     let first = addr.segments()[0];
     let link_local_unicast = first & 0xffc0 == 0xfe80;
     let link_local_multicast = first & 0xff0f == 0xff02;

@@ -3,7 +3,7 @@
 use super::TestNet;
 use crate::support::nfqueue::{parse_nfqueue, NfQueue};
 use crate::support::process::{describe, run_bounded, CommandError};
-use crate::support::topology::Host;
+use crate::support::topology::{Host, CLIENT4, CLIENT6};
 use crate::support::wait::{secs, wait_until};
 use std::process::Command;
 use std::time::Duration;
@@ -115,6 +115,19 @@ impl TestNet {
             "b{n} received {} health pings, not {rounds}: no health round ran",
             now - start
         );
+    }
+
+    /// Asserts that `host` has learnt a path MTU of `mtu` towards the client, in both
+    /// families (its route cache says so).
+    pub fn assert_path_mtu_learnt(&self, host: Host, mtu: u32) {
+        for client in [CLIENT4, CLIENT6] {
+            let route = self.exec_ok(host, &["ip", "route", "get", client]);
+            assert!(
+                route.contains(&format!("mtu {mtu}")),
+                "{}'s route to {client}: {route}",
+                self.ns(host)
+            );
+        }
     }
 
     /// Whether `address` (e.g. "198.18.100.1") is configured in `host`.
