@@ -13,6 +13,7 @@ mod line;
 mod line_error;
 mod model;
 mod parse;
+mod problem;
 mod suggest;
 mod validate;
 pub use validate::is_link_scoped;
@@ -30,6 +31,7 @@ pub use model::{
     DEFAULT_LOG_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_NFQ_LEN, DEFAULT_PIDFILE, DEFAULT_PORT_ALIVE,
     DEFAULT_RISE, DEFAULT_USER,
 };
+pub use problem::ConfigProblem;
 pub use value_error::ValueError;
 pub use warning::ConfigWarning;
 
@@ -55,7 +57,7 @@ impl Config {
         let bytes = std::fs::read(path).map_err(|error| {
             ConfigErrors(vec![ConfigError::in_file(
                 &file_name,
-                format!("cannot read: {error}"),
+                ConfigProblem::Unreadable(error),
             )])
         })?;
         Config::parse(&String::from_utf8_lossy(&bytes), &file_name)

@@ -72,7 +72,7 @@ pub fn read_settings(text: &str, file: &str) -> Parsed {
         if let Err(error) = read_line(&mut parsed, line, dialect, file, line_number) {
             parsed
                 .errors
-                .push(ConfigError::at_line(file, line_number, error.to_string()));
+                .push(ConfigError::at_line(file, line_number, error));
         }
     }
     parsed
