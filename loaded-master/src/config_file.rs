@@ -2,7 +2,7 @@
 //! start and again at every reload.
 
 use crate::cli::Options;
-use loaded_proto::config::{Checked, ConfigErrors};
+use loaded_proto::config::{Checked, ConfigErrors, FamilyError};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,7 @@ pub enum LoadError {
     /// Unreadable or invalid: every problem, each with file and line.
     Invalid(ConfigErrors),
     /// -4/-6 asked for a family the file has no VIP for.
-    Family { path: PathBuf, message: String },
+    Family { path: PathBuf, error: FamilyError },
 }
 
 impl fmt::Display for LoadError {
@@ -49,8 +49,8 @@ impl fmt::Display for LoadError {
                 write!(f, "loaded-master: {}: {source}", path.display())
             }
             LoadError::Invalid(errors) => write!(f, "{errors}"),
-            LoadError::Family { path, message } => {
-                write!(f, "loaded-master: {}: {message}", path.display())
+            LoadError::Family { path, error } => {
+                write!(f, "loaded-master: {}: {error}", path.display())
             }
         }
     }
@@ -102,9 +102,9 @@ impl ConfigSource {
         if self.ipv4_only || self.ipv6_only {
             config
                 .restrict_family(self.ipv4_only, self.ipv6_only)
-                .map_err(|message| LoadError::Family {
+                .map_err(|error| LoadError::Family {
                     path: path.to_path_buf(),
-                    message,
+                    error,
                 })?;
         }
         if self.failover {

@@ -9,8 +9,8 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 use support::balancer::*;
 use support::*;
 
@@ -18,42 +18,6 @@ fn sample_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../etc")
         .join(name)
-}
-
-fn check_config(path: &Path) -> Output {
-    let mut command = Command::new(master_binary());
-    command.arg("-t").arg("-c").arg(path);
-    run_bounded(command, secs(30))
-}
-
-/// A directory of its own for the files of one test; removed at drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!(
-            "loaded-compat-{what}-{}-{nanos}",
-            std::process::id()
-        ));
-        fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        fs::write(&path, contents).expect("write config");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 fn has_line(out: &Output, line: &str) -> bool {
@@ -166,7 +130,7 @@ fn line_of(text: &str, prefix: &str) -> usize {
 
 #[test]
 fn check_mode_over_cycles_timeouts_rise_fall_and_failover() {
-    let dir = TempDir::new("matrix");
+    let dir = TempDir::new("compat-matrix");
     let mut checked = 0;
     for (base_name, base) in bases() {
         for cycle in ["1", "2", "30"] {
@@ -228,7 +192,7 @@ fn check_mode_over_cycles_timeouts_rise_fall_and_failover() {
 
 #[test]
 fn check_mode_takes_the_last_of_a_scripts_repeated_key_and_warns() {
-    let dir = TempDir::new("repeat");
+    let dir = TempDir::new("compat-repeat");
     let script = "#!/bin/sh\nVIP4=198.18.0.10\nserver4=198.19.0.11\ncheck_cycle=30\n\
                   failover\ncheck_cycle=2\necho done\n";
     let path = dir.write("loaded.config", script);

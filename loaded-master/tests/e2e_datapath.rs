@@ -293,7 +293,10 @@ fn answering(net: &TestNet, vip: &str, count: usize) -> BTreeSet<String> {
         .map(
             |i| match net.curl(&http_url(vip, HTTP_PORT, "/"), secs(3)) {
                 Ok(body) => body.trim().trim_start_matches("backend=").to_string(),
-                Err(e) => format!("error(#{i}: {})", e.lines().next().unwrap_or("")),
+                Err(e) => format!(
+                    "error(#{i}: {})",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
             },
         )
         .collect()
@@ -383,18 +386,20 @@ fn a_flapping_link_under_load_ends_no_worker() {
     let workers = children_named(&net, "loaded-worker");
     let signal_workers = |signal| {
         for &pid in &workers {
-            // SAFETY: kill(2) has no memory-safety preconditions; the pids are the
-            // workers of the master this test started.
-            assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0, "signal {pid}");
+            send_signal(pid, signal);
         }
     };
     for flap in 0..12 {
         let paused = flap % 2 == 0;
         if paused {
             signal_workers(libc::SIGSTOP);
-            std::thread::sleep(std::time::Duration::from_millis(100));
+            let stopped = wait_until(secs(5), || {
+                workers.iter().all(|&pid| process_state(pid) == Some('T'))
+            });
+            assert!(stopped, "the workers {workers:?} did not stop at SIGSTOP");
         }
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "down"]);
+        // Pacing, not a condition: how long the link stays down, and up between flaps.
         std::thread::sleep(std::time::Duration::from_millis(100));
         net.exec_ok(Host::Balancer, &["ip", "link", "set", "l0", "up"]);
         if paused {

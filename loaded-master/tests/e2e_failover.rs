@@ -32,7 +32,7 @@ fn answering(net: &TestNet, count: usize) -> BTreeSet<String> {
                 Err(e) => {
                     seen.insert(format!(
                         "error({vip} #{i}: {})",
-                        e.lines().next().unwrap_or("")
+                        e.to_string().lines().next().unwrap_or("")
                     ));
                 }
             }
@@ -55,22 +55,6 @@ fn wait_for_answers(net: &TestNet, expected: &[&str]) -> BTreeSet<String> {
     last
 }
 
-/// Waits until the prober has run at least `rounds` more health rounds: each round pings
-/// every configured server, b1 included, so b1's echo counter rises by one per round.
-fn wait_for_health_rounds(net: &TestNet, rounds: u64) {
-    let start = net.echo_requests_received(Host::Backend(1), false);
-    let mut now = start;
-    let ran = wait_until(secs(CONVERGE + 2 * rounds), || {
-        now = net.echo_requests_received(Host::Backend(1), false);
-        now >= start + rounds
-    });
-    assert!(
-        ran,
-        "b1 received {} health pings, not {rounds}: no health round ran",
-        now - start
-    );
-}
-
 fn a_stopped_server_is_taken_out_and_comes_back_over_both_families(mode: Mode) {
     require_root_and_tools();
     let net = TestNet::up(Options::default());
@@ -82,7 +66,7 @@ fn a_stopped_server_is_taken_out_and_comes_back_over_both_families(mode: Mode) {
     let seen = wait_for_answers(&net, &["b1", "b3"]);
     assert_eq!(seen, names(&["b1", "b3"]), "{}", master.log(&net));
     // Stable: several more rounds, still only the others.
-    wait_for_health_rounds(&net, 2);
+    net.wait_for_health_rounds(1, 2, secs(CONVERGE + 4));
     assert_eq!(answering(&net, 6), names(&["b1", "b3"]));
     let log = master.log(&net);
     for server in [BACKEND4[1], BACKEND6[1]] {
@@ -123,7 +107,14 @@ for i in range(4):
 print(" ".join(names))
 "#;
     for vip in [VIP4, VIP6] {
+        // The hold must span health rounds, or it proves nothing: each round pings b1.
+        let echoes_before = net.echo_requests_received(Host::Backend(1), false);
         let out = net.exec_timeout(Host::Client, &["python3", "-c", HOLD, vip], secs(30));
+        let rounds = net.echo_requests_received(Host::Backend(1), false) - echoes_before;
+        assert!(
+            rounds >= 2,
+            "only {rounds} health rounds ran while the connection through {vip} was held"
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -190,23 +181,35 @@ fn a_killed_prober_is_restarted_and_the_state_converges(mode: Mode) {
     assert_eq!(wait_for_answers(&net, &["b2", "b3"]), names(&["b2", "b3"]));
     let probers = children_named(&net, "loaded-prober");
     assert_eq!(probers.len(), 1);
-    signal(probers[0], libc::SIGKILL);
+    send_signal(probers[0], libc::SIGKILL);
     let restarted = wait_until(secs(10), || {
         let now = children_named(&net, "loaded-prober");
         now.len() == 1 && now[0] != probers[0]
     });
     assert!(restarted, "{}", master.log(&net));
     // Workers keep their last state, and the new prober starts from the master's book,
-    // where b1 is down: b1 never gets a client back in between.
-    let until = std::time::Instant::now() + secs(8);
-    while std::time::Instant::now() < until {
+    // where b1 is down: b1 never gets a client back in between. Had the new prober
+    // started from "all up", b1 would take clients until `fall` of its rounds found it
+    // down: watch until the new prober has run more rounds than that (each pings b1).
+    let rounds = 3;
+    let echoes_before = net.echo_requests_received(Host::Backend(1), false);
+    let mut echoes = echoes_before;
+    let rounds_ran = wait_until(secs(CONVERGE + 2 * rounds), || {
         let seen = answering(&net, 2);
         assert!(
             seen.is_subset(&names(&["b2", "b3"])),
             "after the prober restart: {seen:?}\n{}",
             master.log(&net)
         );
-    }
+        echoes = net.echo_requests_received(Host::Backend(1), false);
+        echoes >= echoes_before + rounds
+    });
+    assert!(
+        rounds_ran,
+        "the new prober ran {} rounds, not {rounds}:\n{}",
+        echoes - echoes_before,
+        master.log(&net)
+    );
     assert_eq!(master.log(&net).matches("prober is ready").count(), 2);
     master.stop_cleanly(&net);
 }
@@ -231,8 +234,7 @@ fn restarted_workers_get_the_down_server_from_the_snapshot(mode: Mode) {
     assert_eq!(old.len(), worker_count(), "{old:?}");
     let served = master.log(&net).matches("serving NFQUEUE").count();
     for pid in &old {
-        // SAFETY: kill has no memory effects; the pid is a worker in our own namespace.
-        assert_eq!(unsafe { libc::kill(*pid as i32, libc::SIGKILL) }, 0);
+        send_signal(*pid, libc::SIGKILL);
     }
     let restarted = wait_until(secs(20), || {
         let now = children_named(&net, "loaded-worker");
@@ -282,12 +284,6 @@ fn hotplug_config(net: &TestNet, mode: Mode) -> String {
     failover_config(net, mode, &extra)
 }
 
-fn signal(pid: u32, signal: i32) {
-    // SAFETY: kill has no memory effects; the pid is a child of the master under test,
-    // in the test's own namespace.
-    unsafe { libc::kill(pid as i32, signal) };
-}
-
 /// Stops the prober (SIGSTOP) for as long as it lives, and lets it go on again however
 /// the test ends.
 struct StoppedProber(u32);
@@ -296,14 +292,15 @@ impl StoppedProber {
     fn stop(net: &TestNet) -> StoppedProber {
         let probers = children_named(net, "loaded-prober");
         assert_eq!(probers.len(), 1, "one prober: {probers:?}");
-        signal(probers[0], libc::SIGSTOP);
+        send_signal(probers[0], libc::SIGSTOP);
         StoppedProber(probers[0])
     }
 }
 
 impl Drop for StoppedProber {
     fn drop(&mut self) {
-        signal(self.0, libc::SIGCONT);
+        // The prober may be gone already (the test killed it, or the balancer stopped).
+        let _ = try_send_signal(self.0, libc::SIGCONT);
     }
 }
 
@@ -313,7 +310,7 @@ fn restart_the_workers(net: &TestNet, master: &Master) {
     assert_eq!(workers.len(), worker_count());
     let serving_before = master.log(net).matches("serving NFQUEUE").count();
     for pid in &workers {
-        signal(*pid, libc::SIGKILL);
+        send_signal(*pid, libc::SIGKILL);
     }
     let restarted = wait_until(secs(20), || {
         let now = children_named(net, "loaded-worker");
@@ -346,7 +343,7 @@ fn a_hot_plugged_server_survives_a_prober_restart(mode: Mode) {
     );
     let probers = children_named(&net, "loaded-prober");
     assert_eq!(probers.len(), 1);
-    signal(probers[0], libc::SIGKILL);
+    send_signal(probers[0], libc::SIGKILL);
     let restarted = wait_until(secs(10), || {
         let now = children_named(&net, "loaded-prober");
         now.len() == 1 && now[0] != probers[0]
@@ -415,7 +412,7 @@ fn restarted_workers_start_from_the_book(mode: Mode) {
     }
     drop(prober);
     // And the prober, going on, agrees.
-    wait_for_health_rounds(&net, 2);
+    net.wait_for_health_rounds(1, 2, secs(CONVERGE + 4));
     assert_eq!(answering(&net, 6), names(&expected), "{}", master.log(&net));
     master.stop_cleanly(&net);
 }

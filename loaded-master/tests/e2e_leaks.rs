@@ -177,7 +177,7 @@ fn the_balancers_own_icmp_errors_show_the_vip_and_teach_the_path_mtu(mode: Mode)
             "{vip}: the client's route cache: {route}"
         );
     }
-    master.stop(&net);
+    master.stop_cleanly(&net);
 }
 
 #[test]

@@ -195,7 +195,7 @@ fn proc_stat(pid: u32) -> Option<(char, i32, i32)> {
 
 /// Whether `pid` runs (a zombie does not: our daemons' parent is init, which may reap late).
 fn alive(pid: u32) -> bool {
-    proc_stat(pid).is_some_and(|(state, _, _)| state != 'Z')
+    process_state(pid).is_some_and(|state| state != 'Z')
 }
 
 fn comm(pid: u32) -> String {
@@ -216,14 +216,6 @@ fn link(path: String) -> String {
     fs::read_link(&path)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|e| format!("({path}: {e})"))
-}
-
-fn signal(pid: u32, signal: libc::c_int) {
-    let pid = libc::pid_t::try_from(pid).expect("pid");
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid, signal);
-    }
 }
 
 fn read_pidfile(path: &Path) -> Option<u32> {
@@ -274,7 +266,8 @@ impl Drop for DaemonGuard<'_> {
                 if thread::panicking() {
                     eprintln!("test: killing the daemonized loaded-master {pid}");
                 }
-                signal(pid, libc::SIGKILL);
+                // Cleanup, also after a failed assertion: never panic here.
+                let _ = try_send_signal(pid, libc::SIGKILL);
             }
         }
     }
@@ -287,7 +280,7 @@ fn terminate_daemon(guard: &DaemonGuard<'_>, pid: u32, timeout: Duration) -> boo
         guard.checked_pid(pid),
         "pid {pid} is not a live loaded-master in lb"
     );
-    signal(pid, libc::SIGTERM);
+    send_signal(pid, libc::SIGTERM);
     wait_until(timeout, || !alive(pid))
 }
 
@@ -598,7 +591,7 @@ fn syslog_gets_every_process_and_survives_a_syslog_restart() {
     let victim = *live_in_lb(&net, "loaded-worker")
         .first()
         .expect("a live worker");
-    signal(victim, libc::SIGKILL);
+    send_signal(victim, libc::SIGKILL);
     let death = syslog
         .wait_for(secs(10), |l| {
             l.contains("master: ") && l.contains(&format!("(pid {victim})"))
@@ -805,7 +798,7 @@ fn sigterm_during_daemon_startup_still_cleans_up() {
         net.try_wait(start),
         net.log(start)
     );
-    signal(pid.expect("checked"), libc::SIGTERM);
+    send_signal(pid.expect("checked"), libc::SIGTERM);
     let status = net.wait_exit(start, secs(30));
     assert!(status.is_some(), "the start command did not return");
     let ended = wait_until(secs(20), || {
@@ -1024,39 +1017,11 @@ fn a_config_error_changes_nothing_and_names_file_and_line() {
     assert_nothing_changed(&net, &guard.pidfile, "after a config error with -D");
 }
 
-/// A unique directory for the tests that need no namespace; removed at drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(what: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("loaded-ops-{what}-{}-{nanos}", std::process::id()));
-        fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn check_config(path: &Path) -> Output {
-    let mut command = Command::new(master_binary());
-    command.arg("-t").arg("-c").arg(path);
-    run_bounded(command, secs(30))
-}
-
 #[test]
 fn check_mode_prints_the_settings_or_the_errors() {
-    let dir = TempDir::new("check");
-    let pidfile = dir.0.join("loaded.pid");
-    let good = dir.0.join("good.conf");
+    let dir = TempDir::new("ops-check");
+    let pidfile = dir.path().join("loaded.pid");
+    let good = dir.path().join("good.conf");
     fs::write(
         &good,
         format!(
@@ -1085,8 +1050,8 @@ fn check_mode_prints_the_settings_or_the_errors() {
     }
     assert!(!pidfile.exists(), "-t wrote the pidfile");
 
-    let bad = dir.0.join("bad.conf");
-    fs::write(&bad, bad_config(&dir.0)).unwrap();
+    let bad = dir.path().join("bad.conf");
+    fs::write(&bad, bad_config(dir.path())).unwrap();
     let out = check_config(&bad);
     assert_eq!(
         out.status.code(),
@@ -1405,7 +1370,7 @@ fn a_killed_masters_rules_are_replaced_at_the_next_start() {
     assert_rules_installed_once(&net, "first master");
 
     // kill -9: the master cannot clean up. The harness's child, so the pid is ours.
-    signal(first.pid, libc::SIGKILL);
+    send_signal(first.pid, libc::SIGKILL);
     assert!(
         net.wait_exit(first.pid, secs(10)).is_some(),
         "the master did not die"

@@ -29,19 +29,11 @@ const NETLINK_NETFILTER: u32 = 12;
 /// Sends COUNT crafted packets of one KIND from SRC to DST with raw sockets (IPv4 with
 /// IP_HDRINCL, so the transport header is exactly what we write; IPv6 with a raw socket of
 /// the packet's next header, the kernel adding the fixed header). argv: KIND SRC DST COUNT.
-/// Prints "sent N".
+/// Prints "sent N". Runs after PY_CSUM.
 const CRAFT_PY: &str = r#"
 import socket, struct, sys
 kind, src, dst, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 v6 = kind.startswith("v6-")
-
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return ~t & 0xFFFF
 
 def tcp(doff, sport):
     # A 20-byte SYN whose data offset says DOFF 32-bit words.
@@ -107,7 +99,7 @@ fn send_crafted(net: &TestNet, kind: &str, count: u32) -> u64 {
         &[
             "python3",
             "-c",
-            CRAFT_PY,
+            &format!("{PY_CSUM}{CRAFT_PY}"),
             kind,
             src,
             dst,
@@ -666,10 +658,7 @@ fn backend_of(net: &TestNet, vip: &str) -> String {
 
 /// SIGKILL to a child of the master that the test has just found alive in lb.
 fn kill_child(pid: u32) {
-    let pid = libc::pid_t::try_from(pid).expect("a pid");
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill -9 {pid}: {}", std::io::Error::last_os_error());
+    send_signal(pid, libc::SIGKILL);
 }
 
 #[test]
@@ -793,15 +782,7 @@ fn a_stopped_worker_misses_the_heartbeat_and_is_replaced() {
     let old = workers_by_core(&net, master.pid)[&0];
     let serving = "worker/0: serving NFQUEUE 0";
     let served = master.log(&net).matches(serving).count();
-    let pid = libc::pid_t::try_from(old).expect("a pid");
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(pid, libc::SIGSTOP) };
-    assert_eq!(
-        rc,
-        0,
-        "kill -STOP {old}: {}",
-        std::io::Error::last_os_error()
-    );
+    send_signal(old, libc::SIGSTOP);
     let line = format!("worker/0 (pid {old}) did not answer the heartbeat for 10 s; killing it");
     // 10 s without an answer, then at most one heartbeat interval (2 s) until it is seen.
     let killed = wait_until(secs(30), || master.log(&net).contains(&line));
@@ -833,7 +814,7 @@ fn a_stopped_worker_misses_the_heartbeat_and_is_replaced() {
         "the master died:\n{log}"
     );
     assert_serves_both_families(&net);
-    assert!(master.stop(&net).is_some_and(|s| s.success()));
+    master.stop_cleanly(&net);
 }
 
 /// A worker that keeps dying is started again after a delay that doubles, and never makes
@@ -887,15 +868,7 @@ fn a_forbidden_system_call_kills_the_child_which_is_restarted() {
     assert_eq!(probers.len(), 1, "{probers:?}");
     let old_prober = probers[0];
 
-    let pid = libc::pid_t::try_from(master.pid).expect("a pid");
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    let rc = unsafe { libc::kill(pid, libc::SIGUSR2) };
-    assert_eq!(
-        rc,
-        0,
-        "kill -USR2 {pid}: {}",
-        std::io::Error::last_os_error()
-    );
+    send_signal(master.pid, libc::SIGUSR2);
 
     let mut deaths: Vec<String> = workers
         .iter()

@@ -337,13 +337,7 @@ fn path_mtu_discovery_works_through_the_balancer(mode: Mode) {
         );
     }
     // The client's mapping is b1 (client stickiness, rr): b1 learnt the path MTU.
-    for client in [CLIENT4, CLIENT6] {
-        let route = net.exec_ok(Host::Backend(1), &["ip", "route", "get", client]);
-        assert!(
-            route.contains("mtu 1300"),
-            "b1's route to {client}: {route}"
-        );
-    }
+    net.assert_path_mtu_learnt(Host::Backend(1), 1300);
     master.stop_cleanly(&net);
 }
 

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::path::Path;
 use support::*;
 
 #[test]
@@ -145,13 +144,7 @@ fn fourth_backend_and_lower_router_mtu_need_pmtu_discovery() {
         );
     }
     // b1 learnt the path MTU from rtr's ICMP errors.
-    for client in [CLIENT4, CLIENT6] {
-        let route = net.exec_ok(Host::Backend(1), &["ip", "route", "get", client]);
-        assert!(
-            route.contains("mtu 1300"),
-            "b1's route to {client}: {route}"
-        );
-    }
+    net.assert_path_mtu_learnt(Host::Backend(1), 1300);
     let counts = net
         .client_conns(BACKEND4[1], 20, secs(1))
         .unwrap_or_else(|e| panic!("{e}"));
@@ -200,14 +193,7 @@ fn drop_removes_the_namespaces_and_every_process() {
 
 /// Whether pid exists and is not a zombie (an orphan is reaped by init, maybe later).
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) {
-        // "pid (comm) S ...": the state follows the last ')'.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+    process_state(pid).is_some_and(|state| state != 'Z')
 }
 
 #[test]
@@ -227,7 +213,10 @@ fn commands_are_bounded_in_time() {
     let err = net
         .curl(&http_url(VIP4, HTTP_PORT, "/"), secs(2))
         .unwrap_err();
-    assert!(err.contains("curl"), "{err}");
+    assert!(
+        matches!(&err, CommandError::Failed { what, .. } if what.starts_with("curl")),
+        "{err}"
+    );
     assert!(net.udp_request(VIP6, UDP_PORT, "x").is_err());
 }
 

@@ -3,6 +3,7 @@
 mod health;
 mod prober;
 mod sandbox;
+mod serve_error;
 
 fn main() {
     std::process::exit(prober::run());

@@ -17,10 +17,12 @@
 //! checks are in flight is served at once.
 
 use crate::health::{Event, FailReason, HealthChecker};
+use crate::serve_error::ServeError;
 use loaded_proto::channel::{Channel, ChannelError};
-use loaded_proto::message::{BackendState, BackendUpdate, Message, StateReason};
+use loaded_proto::message::{BackendState, BackendUpdate, Message, MessageKind, StateReason};
 use loaded_proto::reload::HealthSettings;
 use loaded_proto::roles::{self, ProberPart, Role};
+use loaded_proto::setup_message::{receive, receive_book};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::HashMap;
@@ -37,17 +39,11 @@ const CONNECTS: Token = Token(usize::MAX - 2);
 
 pub fn run() -> i32 {
     let (_args, channel) = loaded_proto::child::start(Role::Prober);
-    let part = match channel.recv() {
+    let part = match receive(&channel, Role::Prober, MessageKind::ProberSetup) {
         Ok((Message::ProberSetup { part }, _)) => part,
-        Ok((other, _)) => {
-            match roles::permit(Role::Master, Role::Prober, &other) {
-                Err(e) => log::error!("{e}; ending the channel"),
-                Ok(()) => log::error!("expected ProberSetup, got {}", other.kind()),
-            }
-            return 1;
-        }
+        Ok(_) => unreachable!("`receive` checked the kind"),
         Err(e) => {
-            log::error!("no setup from the master: {e}");
+            log::error!("{e}");
             return 1;
         }
     };
@@ -58,17 +54,10 @@ pub fn run() -> i32 {
             return 1;
         }
     };
-    let book = match channel.recv() {
-        Ok((Message::BackendBook { backends }, _)) => backends,
-        Ok((other, _)) => {
-            match roles::permit(Role::Master, Role::Prober, &other) {
-                Err(e) => log::error!("{e}; ending the channel"),
-                Ok(()) => log::error!("expected BackendBook, got {}", other.kind()),
-            }
-            return 1;
-        }
+    let book = match receive_book(&channel, Role::Prober) {
+        Ok(book) => book,
         Err(e) => {
-            log::error!("no backend book from the master: {e}");
+            log::error!("{e}");
             return 1;
         }
     };
@@ -212,7 +201,7 @@ impl Prober {
         }
     }
 
-    fn serve(&mut self) -> Result<(), String> {
+    fn serve(&mut self) -> Result<(), ServeError> {
         let mut events = Events::with_capacity(16);
         loop {
             let wake_at = self.checker.round_deadline().unwrap_or(self.next_round);
@@ -224,7 +213,7 @@ impl Prober {
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("poll: {e}")),
+                Err(e) => return Err(ServeError::Poll(e)),
             }
             for event in events.iter() {
                 match event.token() {
@@ -253,12 +242,12 @@ impl Prober {
     }
 
     /// Returns true when the master says to stop (or is gone).
-    fn drain_master(&mut self) -> Result<bool, String> {
+    fn drain_master(&mut self) -> Result<bool, ServeError> {
         loop {
             match self.master.recv() {
                 Ok((message, fds)) => match roles::permit(Role::Master, Role::Prober, &message)
                     .map(|()| message)
-                    .map_err(|refused| format!("{refused}; ending the channel"))?
+                    .map_err(ServeError::OutOfPlace)?
                 {
                     Message::Shutdown => return Ok(true),
                     Message::ProberLink { worker } => {
@@ -267,7 +256,7 @@ impl Prober {
                             .next()
                             .expect("the channel checks the count");
                         self.add_link(worker, Channel::from_fd(fd))
-                            .map_err(|e| format!("cannot use the link to worker {worker}: {e}"))?;
+                            .map_err(|error| ServeError::Link { worker, error })?;
                     }
                     Message::ProberReconfigure { settings } => self.reconfigure(&settings),
                     // From the main loop: an answer proves the loop turns (a round that
@@ -280,16 +269,11 @@ impl Prober {
                     #[cfg(feature = "seccomp-test")]
                     Message::TrySyscallForTest => crate::sandbox::try_forbidden_syscall(),
                     // The setup came first and only once.
-                    other => {
-                        return Err(format!(
-                            "a second {} from the master; ending the channel",
-                            other.kind()
-                        ))
-                    }
+                    other => return Err(ServeError::SecondSetup(other.kind())),
                 },
                 Err(e) if e.would_block() => return Ok(false),
                 Err(ChannelError::Closed) => return Ok(true),
-                Err(e) => return Err(format!("control channel: {e}")),
+                Err(e) => return Err(ServeError::Control(e)),
             }
         }
     }

@@ -23,9 +23,18 @@ pub enum ChannelError {
     Closed,
     /// The datagram or its descriptors did not fit the receive buffers.
     Truncated,
-    Encode(String),
-    /// The bytes are not exactly one valid message.
-    Decode(String),
+    Encode(bincode::error::EncodeError),
+    /// The encoded message is larger than a datagram may be.
+    TooLarge {
+        len: usize,
+    },
+    /// The bytes are not a valid message.
+    Decode(bincode::error::DecodeError),
+    /// A valid message followed by more bytes: not exactly one message.
+    TrailingBytes {
+        kind: crate::message::MessageKind,
+        trailing: usize,
+    },
     WrongFdCount {
         kind: crate::message::MessageKind,
         expected: usize,
@@ -40,7 +49,15 @@ impl fmt::Display for ChannelError {
             ChannelError::Closed => write!(f, "peer closed the channel"),
             ChannelError::Truncated => write!(f, "truncated message or descriptors"),
             ChannelError::Encode(e) => write!(f, "cannot encode message: {e}"),
+            ChannelError::TooLarge { len } => write!(
+                f,
+                "cannot encode message: {len} bytes exceed the limit of {MAX_MESSAGE_LEN}"
+            ),
             ChannelError::Decode(e) => write!(f, "malformed message: {e}"),
+            ChannelError::TrailingBytes { kind, trailing } => write!(
+                f,
+                "malformed message: {trailing} trailing bytes after a {kind} message"
+            ),
             ChannelError::WrongFdCount {
                 kind,
                 expected,
@@ -66,13 +83,10 @@ fn bincode_config() -> impl bincode::config::Config {
 }
 
 pub fn encode(message: &Message) -> Result<Vec<u8>, ChannelError> {
-    let bytes = bincode::serde::encode_to_vec(message, bincode_config())
-        .map_err(|e| ChannelError::Encode(e.to_string()))?;
+    let bytes =
+        bincode::serde::encode_to_vec(message, bincode_config()).map_err(ChannelError::Encode)?;
     if bytes.len() > MAX_MESSAGE_LEN {
-        return Err(ChannelError::Encode(format!(
-            "{} bytes exceed the limit of {MAX_MESSAGE_LEN}",
-            bytes.len()
-        )));
+        return Err(ChannelError::TooLarge { len: bytes.len() });
     }
     Ok(bytes)
 }
@@ -80,14 +94,12 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, ChannelError> {
 /// Decodes exactly one message: trailing bytes are as much an error as missing ones.
 pub fn decode(bytes: &[u8]) -> Result<Message, ChannelError> {
     let (message, used): (Message, usize) =
-        bincode::serde::decode_from_slice(bytes, bincode_config())
-            .map_err(|e| ChannelError::Decode(e.to_string()))?;
+        bincode::serde::decode_from_slice(bytes, bincode_config()).map_err(ChannelError::Decode)?;
     if used != bytes.len() {
-        return Err(ChannelError::Decode(format!(
-            "{} trailing bytes after a {} message",
-            bytes.len() - used,
-            message.kind()
-        )));
+        return Err(ChannelError::TrailingBytes {
+            kind: message.kind(),
+            trailing: bytes.len() - used,
+        });
     }
     Ok(message)
 }
@@ -338,7 +350,10 @@ mod tests {
         let mut bytes = encode(&Message::Ready).unwrap();
         bytes.push(0);
         a.send_raw_for_test(&bytes).unwrap();
-        assert!(matches!(b.recv().unwrap_err(), ChannelError::Decode(_)));
+        assert!(matches!(
+            b.recv().unwrap_err(),
+            ChannelError::TrailingBytes { trailing: 1, .. }
+        ));
     }
 
     #[test]
@@ -356,7 +371,7 @@ mod tests {
                 text: "y".repeat(MAX_MESSAGE_LEN),
             })
             .unwrap_err();
-        assert!(matches!(err, ChannelError::Encode(_)), "{err}");
+        assert!(matches!(err, ChannelError::TooLarge { .. }), "{err}");
     }
 
     fn snapshot(servers: usize) -> Message {
@@ -476,7 +491,7 @@ mod tests {
         // About 7 bytes a server: 12000 exceed MAX_MESSAGE_LEN.
         assert!(matches!(
             encode(&snapshot(12_000)),
-            Err(ChannelError::Encode(_))
+            Err(ChannelError::TooLarge { .. })
         ));
         assert!(encode(&snapshot(1000)).is_ok(), "a thousand servers fit");
     }

@@ -20,4 +20,5 @@ pub mod relay_log;
 pub mod reload;
 pub mod roles;
 pub mod seccomp;
+pub mod setup_message;
 pub mod wire;

@@ -9,10 +9,11 @@
 //! hold is either buggy or compromised, and neither should go on.
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule,
+    BackendError, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule,
 };
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// System call number -> the argument rules of which one must match (none: any arguments).
 pub type Rules = BTreeMap<i64, Vec<SeccompRule>>;
@@ -98,24 +99,50 @@ pub fn tgkill_self(rules: &mut Rules) {
     rules.insert(libc::SYS_tgkill, vec![rule(&[(0, u64::MAX, pid)])]);
 }
 
+/// Why a child's allow-list could not be made or installed.
+#[derive(Debug)]
+pub enum SeccompError {
+    /// seccompiler has no BPF for this machine's architecture.
+    Architecture(BackendError),
+    /// The rules do not make a filter (e.g. a call listed with conflicting rules).
+    Filter(BackendError),
+    /// The filter does not compile to BPF.
+    Compile(BackendError),
+    /// The kernel refused the program (prctl or seccomp failed).
+    Install(seccompiler::Error),
+}
+
+impl fmt::Display for SeccompError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SeccompError::Architecture(e) => write!(f, "seccomp: {e}"),
+            SeccompError::Filter(e) => write!(f, "seccomp: {e}"),
+            SeccompError::Compile(e) => write!(f, "seccomp: {e}"),
+            SeccompError::Install(e) => write!(f, "cannot install seccomp filter: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SeccompError {}
+
 /// Compiles `rules` for this machine's architecture; everything else kills the process.
-pub fn compile(rules: Rules) -> Result<BpfProgram, String> {
+pub fn compile(rules: Rules) -> Result<BpfProgram, SeccompError> {
     let arch = std::env::consts::ARCH
         .try_into()
-        .map_err(|e| format!("seccomp: {e}"))?;
+        .map_err(SeccompError::Architecture)?;
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::KillProcess,
         SeccompAction::Allow,
         arch,
     )
-    .map_err(|e| format!("seccomp: {e}"))?;
-    filter.try_into().map_err(|e| format!("seccomp: {e}"))
+    .map_err(SeccompError::Filter)?;
+    filter.try_into().map_err(SeccompError::Compile)
 }
 
 /// Installs `program` on the calling thread (the child has no other). Needs no_new_privs.
-pub fn install(program: &BpfProgram) -> Result<(), String> {
-    seccompiler::apply_filter(program).map_err(|e| format!("cannot install seccomp filter: {e}"))
+pub fn install(program: &BpfProgram) -> Result<(), SeccompError> {
+    seccompiler::apply_filter(program).map_err(SeccompError::Install)
 }
 
 #[cfg(test)]

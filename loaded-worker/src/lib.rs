@@ -10,4 +10,5 @@ pub mod nfqueue;
 pub mod packet_loop;
 pub mod prober_link;
 pub mod sandbox;
+pub mod setup_error;
 pub mod worker;

@@ -46,7 +46,9 @@ pub enum LoopError {
     Poll(io::Error),
     Queue(QueueError),
     /// The master's channel failed.
-    Control(String),
+    Control(ChannelError),
+    /// A prober link the master passed could not be watched.
+    ProberLink(io::Error),
     /// The master sent what the proc table says it never sends a worker.
     OutOfPlace(OutOfPlace),
 }
@@ -57,6 +59,9 @@ impl fmt::Display for LoopError {
             LoopError::Poll(e) => write!(f, "poll: {e}"),
             LoopError::Queue(e) => e.fmt(f),
             LoopError::Control(e) => write!(f, "control channel: {e}"),
+            LoopError::ProberLink(e) => {
+                write!(f, "control channel: cannot use the prober link: {e}")
+            }
             LoopError::OutOfPlace(e) => write!(f, "{e}; ending the channel"),
         }
     }
@@ -216,7 +221,7 @@ impl PacketLoop {
                 Err(e) if e.would_block() => break,
                 // Without a master nobody supervises us or can restart us cleanly.
                 Err(ChannelError::Closed) => self.stop = Some(Stop::MasterGone),
-                Err(e) => return Err(LoopError::Control(e.to_string())),
+                Err(e) => return Err(LoopError::Control(e)),
             }
         }
         Ok(())
@@ -233,7 +238,7 @@ impl PacketLoop {
                     .next()
                     .expect("the channel checks the count");
                 self.replace_prober_link(Channel::from_fd(fd))
-                    .map_err(|e| LoopError::Control(format!("cannot use the prober link: {e}")))?;
+                    .map_err(LoopError::ProberLink)?;
             }
             Message::WorkerReconfigure { settings } => self.reconfigure(&settings),
             // From the main loop: an answer proves the loop turns, not only that we live.

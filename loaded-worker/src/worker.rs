@@ -6,25 +6,23 @@ use crate::datapath::balancer::{Balancer, BalancerConfig};
 use crate::datapath::flow::Vips;
 use crate::nfqueue::QueueSocket;
 use crate::packet_loop::{PacketLoop, Stop};
+use crate::setup_error::SetupError;
 use loaded_proto::channel::Channel;
 use loaded_proto::flow_table::SharedFlowTable;
-use loaded_proto::message::{BookedBackend, Message};
-use loaded_proto::roles::{self, Role, WorkerPart};
+use loaded_proto::message::{BookedBackend, Message, MessageKind};
+use loaded_proto::roles::{Role, WorkerPart};
+use loaded_proto::setup_message::{receive, receive_book};
 use std::os::fd::{AsFd, OwnedFd};
 
 pub fn run() -> i32 {
     let (args, channel) = loaded_proto::child::start(Role::Worker);
-    let (setup, fds) = match channel.recv() {
+    let (setup, fds) = match receive(&channel, Role::Worker, MessageKind::WorkerSetup) {
         Ok(received) => received,
         Err(e) => {
-            log::error!("no setup from the master: {e}");
+            log::error!("{e}");
             return 1;
         }
     };
-    if let Err(e) = roles::permit(Role::Master, Role::Worker, &setup) {
-        log::error!("{e}; ending the channel");
-        return 1;
-    }
     let Message::WorkerSetup {
         worker,
         queue,
@@ -32,8 +30,7 @@ pub fn run() -> i32 {
         part,
     } = setup
     else {
-        log::error!("expected WorkerSetup, got {}", setup.kind());
-        return 1;
+        unreachable!("`receive` checked the kind");
     };
     if args.queue != Some(queue) {
         log::error!(
@@ -42,17 +39,10 @@ pub fn run() -> i32 {
         );
         return 1;
     }
-    let book = match channel.recv() {
-        Ok((Message::BackendBook { backends }, _)) => backends,
-        Ok((other, _)) => {
-            match roles::permit(Role::Master, Role::Worker, &other) {
-                Err(e) => log::error!("{e}; ending the channel"),
-                Ok(()) => log::error!("expected BackendBook, got {}", other.kind()),
-            }
-            return 1;
-        }
+    let book = match receive_book(&channel, Role::Worker) {
+        Ok(book) => book,
         Err(e) => {
-            log::error!("no backend book from the master: {e}");
+            log::error!("{e}");
             return 1;
         }
     };
@@ -106,9 +96,9 @@ fn build(
     book: &[BookedBackend],
     channel: Channel,
     worker: u32,
-) -> Result<PacketLoop, String> {
+) -> Result<PacketLoop, SetupError> {
     let table = SharedFlowTable::map(shared.fd.as_fd(), shared.capacity as usize)
-        .map_err(|e| format!("cannot map the shared flow table: {e}"))?;
+        .map_err(SetupError::MapFlowTable)?;
     drop(shared.fd);
     let mut balancer = Balancer::new(
         BalancerConfig {
@@ -128,13 +118,12 @@ fn build(
         v4: part.vip4,
         v6: part.vip6,
     };
-    let queue = QueueSocket::new(queue_fd, queue)
-        .map_err(|e| format!("cannot use the queue socket: {e}"))?;
+    let queue = QueueSocket::new(queue_fd, queue).map_err(SetupError::QueueSocket)?;
     channel
         .send(&Message::Ready)
-        .map_err(|e| format!("cannot report ready: {e}"))?;
+        .map_err(SetupError::ReportReady)?;
     let mut packet_loop =
-        PacketLoop::new(queue, channel, balancer, vips, worker).map_err(|e| e.to_string())?;
+        PacketLoop::new(queue, channel, balancer, vips, worker).map_err(SetupError::PacketLoop)?;
     packet_loop.set_forward(part.forward);
     Ok(packet_loop)
 }

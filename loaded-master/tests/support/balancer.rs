@@ -2,8 +2,8 @@
 
 use super::*;
 use std::fs;
-use std::path::PathBuf;
-use std::process::ExitStatus;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output};
 
 /// The master binary under test; the worker and prober are built next to it.
 pub fn master_binary() -> &'static str {
@@ -232,4 +232,11 @@ pub fn backends_answering(net: &TestNet, url: &str, count: usize) -> Vec<String>
                 .to_string()
         })
         .collect()
+}
+
+/// `loaded-master -t -c PATH`: checks a config file and prints its settings or errors.
+pub fn check_config(path: &Path) -> Output {
+    let mut command = Command::new(master_binary());
+    command.arg("-t").arg("-c").arg(path);
+    run_bounded(command, secs(30))
 }

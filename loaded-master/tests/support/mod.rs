@@ -25,9 +25,10 @@
 //!
 //! One job per file: `topology` (the names and addresses of the lab), `requirements`
 //! (root and tools), `process` (bounded commands and child processes), `wait` (polling for
-//! a condition), `nfqueue` (the kernel's queue listing), `lab` (`TestNet`: building the
-//! namespaces, `lab/processes` spawning in them, `lab/traffic` sending from them,
-//! `lab/inspect` reading their state), `balancer` (running loaded-master), `worker_totals`.
+//! a condition), `temp_dir` (a directory of a test's own), `nfqueue` (the kernel's queue
+//! listing), `lab` (`TestNet`: building the namespaces, `lab/processes` spawning in them,
+//! `lab/traffic` sending from them, `lab/inspect` reading their state), `balancer`
+//! (running loaded-master), `worker_totals`.
 
 // Each test binary that includes this module uses a different part of it.
 #![allow(dead_code)]
@@ -37,6 +38,7 @@ mod lab;
 mod nfqueue;
 mod process;
 mod requirements;
+mod temp_dir;
 mod topology;
 mod wait;
 pub mod worker_totals;
@@ -50,6 +52,8 @@ pub use nfqueue::*;
 pub use process::*;
 #[allow(unused_imports)]
 pub use requirements::*;
+#[allow(unused_imports)]
+pub use temp_dir::TempDir;
 #[allow(unused_imports)]
 pub use topology::*;
 #[allow(unused_imports)]

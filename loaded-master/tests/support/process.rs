@@ -89,6 +89,57 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// Why a command run in the lab gave no usable result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// It failed (or found nothing): what it was, its status and both outputs.
+    Failed {
+        what: String,
+        status: ExitStatus,
+        stdout: String,
+        stderr: String,
+    },
+    /// It succeeded, but its output is not what it should print.
+    Unreadable { what: String, output: String },
+}
+
+impl CommandError {
+    pub fn failed(what: impl Into<String>, out: &Output) -> CommandError {
+        CommandError::Failed {
+            what: what.into(),
+            status: out.status,
+            stdout: text(&out.stdout).trim().to_owned(),
+            stderr: text(&out.stderr).trim().to_owned(),
+        }
+    }
+}
+
+/// One line when the command said little (its first line is the gist, for the tests that
+/// keep only that), its outputs below when it said more.
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::Failed {
+                what,
+                status,
+                stdout,
+                stderr,
+            } => {
+                write!(f, "{what}: {status}: {stderr}")?;
+                if !stdout.is_empty() {
+                    write!(f, "\n--- stdout ---\n{stdout}")?;
+                }
+                Ok(())
+            }
+            CommandError::Unreadable { what, output } => {
+                write!(f, "{what}: unreadable output: {output:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
 /// A finished command for a failure message: what it was, its status and both outputs.
 pub fn describe(what: &str, out: &Output) -> String {
     format!(
@@ -120,12 +171,35 @@ pub(crate) fn stop_child(child: &mut Child, grace: Duration) -> Option<ExitStatu
 /// SIGTERM by pid. The caller holds the unreaped `Child`, so the pid cannot have been
 /// reused by another process.
 pub(crate) fn signal_term(child: &Child) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) has no memory-safety preconditions.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+    // It may have exited already; it is then reaped by the caller.
+    let _ = try_send_signal(child.id(), libc::SIGTERM);
+}
+
+/// Sends `signal` to `pid`, a process this test started or a child of the balancer it
+/// started (never by name), and asserts that it was delivered.
+pub fn send_signal(pid: u32, signal: libc::c_int) {
+    if let Err(e) = try_send_signal(pid, signal) {
+        panic!("kill -{signal} {pid}: {e}");
     }
+}
+
+/// `send_signal` for where the process may be gone already (cleanup, drop).
+pub fn try_send_signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
+    let target = libc::pid_t::try_from(pid)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    if unsafe { libc::kill(target, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The state letter of /proc/PID/stat (R, S, T, Z...); None when there is no such process.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ...": comm may contain anything, even ')'.
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

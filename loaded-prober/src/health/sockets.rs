@@ -3,11 +3,12 @@
 use super::echo_packet::EchoTag;
 use super::icmp::IcmpSocket;
 use super::local::local_addresses;
+use loaded_proto::config::is_link_scoped;
 use loaded_proto::random::random_bytes;
 use loaded_proto::roles::ProberPart;
 use nix::net::if_::if_nametoindex;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 pub struct ProbeSockets {
     pub(super) v4: Option<IcmpSocket>,
@@ -74,24 +75,5 @@ impl ProbeSockets {
             seq: self.seq,
             cookie: self.cookie,
         }
-    }
-}
-
-/// Same rule as the config's validation: fe80::/10 and ff02::/16-style link-scoped groups.
-fn is_link_scoped(addr: Ipv6Addr) -> bool {
-    let first = addr.segments()[0];
-    first & 0xffc0 == 0xfe80 || first & 0xff0f == 0xff02
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn link_scope() {
-        assert!(is_link_scoped("ff02::1".parse().unwrap()));
-        assert!(is_link_scoped("fe80::1".parse().unwrap()));
-        assert!(!is_link_scoped("ff05::1".parse().unwrap()));
-        assert!(!is_link_scoped("fd00:19::1".parse().unwrap()));
     }
 }

@@ -1,28 +1,12 @@
 //! Files the original accepted keep working with the same meaning: short check cycles
 //! without a timeout, sub-second durations, and keys a shell script assigns twice.
 
+use super::test_files::{checked, errors, parse};
 use super::*;
 use std::time::Duration;
 
 const MINIMAL: &str = "VIP4=198.18.0.10\nserver4=198.19.0.1\n";
 const SCRIPT: &str = "#!/bin/sh\nVIP4=198.18.0.10\nserver4=198.19.0.1\n";
-
-fn checked(text: &str) -> Checked {
-    Config::parse(text, "test.conf").unwrap_or_else(|errors| panic!("{errors}"))
-}
-
-fn parse(text: &str) -> Config {
-    let checked = checked(text);
-    assert_eq!(checked.warnings, [], "unexpected warnings");
-    checked.config
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match Config::parse(text, "test.conf") {
-        Ok(checked) => panic!("expected errors, got\n{}", checked.config),
-        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
 
 fn millis(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -1,30 +1,31 @@
 //! What went wrong in a config file, said the way compilers say it so editors can jump there.
 
+use super::problem::ConfigProblem;
 use std::fmt;
 
 /// One problem, at a line of a file or with the file as a whole.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ConfigError {
     pub file: String,
     /// 1-based; `None` when the problem is not at any one line (a missing VIP, an unreadable file).
     pub line: Option<usize>,
-    pub message: String,
+    pub problem: ConfigProblem,
 }
 
 impl ConfigError {
-    pub fn at_line(file: &str, line: usize, message: impl Into<String>) -> Self {
+    pub fn at_line(file: &str, line: usize, problem: impl Into<ConfigProblem>) -> Self {
         ConfigError {
             file: file.to_owned(),
             line: Some(line),
-            message: message.into(),
+            problem: problem.into(),
         }
     }
 
-    pub fn in_file(file: &str, message: impl Into<String>) -> Self {
+    pub fn in_file(file: &str, problem: impl Into<ConfigProblem>) -> Self {
         ConfigError {
             file: file.to_owned(),
             line: None,
-            message: message.into(),
+            problem: problem.into(),
         }
     }
 }
@@ -32,8 +33,8 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.line {
-            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+            Some(line) => write!(f, "{}:{}: {}", self.file, line, self.problem),
+            None => write!(f, "{}: {}", self.file, self.problem),
         }
     }
 }
@@ -41,7 +42,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every problem found in one file, so the admin can fix them all in one go.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
@@ -60,17 +61,26 @@ impl std::error::Error for ConfigErrors {}
 
 #[cfg(test)]
 mod tests {
+    use super::super::line_error::LineError;
     use super::*;
 
     #[test]
     fn one_line_per_error_with_or_without_line_number() {
         let errors = ConfigErrors(vec![
-            ConfigError::at_line("loaded.conf", 7, "unknown key 'x'"),
-            ConfigError::in_file("loaded.conf", "no VIP4 or VIP6 set"),
+            ConfigError::at_line(
+                "loaded.conf",
+                7,
+                LineError::UnknownKey {
+                    name: "x".to_owned(),
+                    known: vec!["VIP4"],
+                },
+            ),
+            ConfigError::in_file("loaded.conf", ConfigProblem::NoVip),
         ]);
         assert_eq!(
             errors.to_string(),
-            "loaded.conf:7: unknown key 'x'\nloaded.conf: no VIP4 or VIP6 set"
+            "loaded.conf:7: unknown key 'x'\nloaded.conf: neither VIP4 nor VIP6 is set; \
+             loaded needs at least one address to balance"
         );
     }
 }

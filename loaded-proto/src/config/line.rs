@@ -1,5 +1,7 @@
 //! What one line of a config file says, before any key is looked at.
 
+use super::line_error::QuoteError;
+
 /// The two kinds of file loaded reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -92,7 +94,7 @@ fn without_comment(text: &str) -> &str {
 /// The value an assignment sets: trailing comment cut, surrounding whitespace trimmed,
 /// and one pair of surrounding quotes removed (no escapes, no expansion). In a script, a `;`
 /// ends the assignment and starts the script's next command (`VIP4=198.18.0.1; export VIP4`).
-pub fn value_of(raw_value: &str, dialect: Dialect) -> Result<&str, String> {
+pub fn value_of(raw_value: &str, dialect: Dialect) -> Result<&str, QuoteError> {
     let text = raw_value.trim_start();
     let Some(quote) = text.chars().next().filter(|c| *c == '"' || *c == '\'') else {
         // Measured on the raw text: in `NS= # none` the `#` follows a space, so NS is empty.
@@ -105,24 +107,22 @@ pub fn value_of(raw_value: &str, dialect: Dialect) -> Result<&str, String> {
         // whole value, and a quote inside could not be printed back by `-t` (a value with
         // both kinds of quote has no quoting at all without escapes).
         if let Some(quote) = value.chars().find(|c| *c == '"' || *c == '\'') {
-            return Err(format!(
-                "a {quote} inside the value: quote the whole value, or none of it"
-            ));
+            return Err(QuoteError::Inside(quote));
         }
         return Ok(value.trim());
     };
     let inside = &text[1..];
     let Some(closing) = inside.find(quote) else {
-        return Err(format!("the value has no closing {quote}"));
+        return Err(QuoteError::Unclosed(quote));
     };
     let after = &inside[closing + 1..];
     let next_command = dialect == Dialect::Shell && after.trim_start().starts_with(';');
     let comment = after.starts_with(char::is_whitespace) && after.trim_start().starts_with('#');
     if !(after.trim().is_empty() || comment || next_command) {
-        return Err(format!(
-            "unexpected text after the closing {quote}: '{}'",
-            after.trim()
-        ));
+        return Err(QuoteError::TextAfter {
+            quote,
+            text: after.trim().to_owned(),
+        });
     }
     Ok(&inside[..closing])
 }
@@ -131,7 +131,7 @@ pub fn value_of(raw_value: &str, dialect: Dialect) -> Result<&str, String> {
 mod tests {
     use super::*;
 
-    fn native(raw_value: &str) -> Result<&str, String> {
+    fn native(raw_value: &str) -> Result<&str, QuoteError> {
         value_of(raw_value, Dialect::Native)
     }
 
@@ -251,28 +251,36 @@ mod tests {
 
     #[test]
     fn broken_quotes_are_reported() {
-        assert_eq!(
-            native("\"eth0"),
-            Err("the value has no closing \"".to_owned())
-        );
+        assert_eq!(native("\"eth0"), Err(QuoteError::Unclosed('"')));
         assert_eq!(
             native("'eth0'x"),
-            Err("unexpected text after the closing ': 'x'".to_owned())
+            Err(QuoteError::TextAfter {
+                quote: '\'',
+                text: "x".to_owned()
+            })
         );
         assert_eq!(
             native("'eth0' eth1"),
-            Err("unexpected text after the closing ': 'eth1'".to_owned())
+            Err(QuoteError::TextAfter {
+                quote: '\'',
+                text: "eth1".to_owned()
+            })
         );
         // Found by the config_parse fuzz target: accepted, it printed as a line that did
         // not parse back.
         assert_eq!(
             value_of("198.19.0.1 our address'\"side", Dialect::Shell),
-            Err("a ' inside the value: quote the whole value, or none of it".to_owned())
+            Err(QuoteError::Inside('\''))
         );
-        assert_eq!(
-            native("eth\"0"),
-            Err("a \" inside the value: quote the whole value, or none of it".to_owned())
-        );
+        assert_eq!(native("eth\"0"), Err(QuoteError::Inside('"')));
         assert_eq!(native("'a \"b\" c'"), Ok("a \"b\" c"));
+        assert_eq!(
+            QuoteError::TextAfter {
+                quote: '\'',
+                text: "x".to_owned()
+            }
+            .to_string(),
+            "unexpected text after the closing ': 'x'"
+        );
     }
 }

@@ -10,22 +10,29 @@ mod duration;
 mod error;
 mod keys;
 mod line;
+mod line_error;
 mod model;
 mod parse;
+mod problem;
 mod suggest;
 mod validate;
+pub use validate::is_link_scoped;
+mod value_error;
 mod values;
 mod warning;
 
 pub use cores::{choose_worker_cores, CoresError};
 pub use duration::DurationError;
 pub use error::{ConfigError, ConfigErrors};
-pub use model::{default_check_timeout, Config, Rules, ScriptSettings};
+pub use line_error::{LineError, QuoteError};
+pub use model::{default_check_timeout, Config, FamilyError, Rules, ScriptSettings};
 pub use model::{
     DEFAULT_CHECK_CYCLE, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHROOT, DEFAULT_FALL, DEFAULT_FLOW_TIMEOUT,
     DEFAULT_LOG_SOCKET, DEFAULT_MAX_FLOWS, DEFAULT_NFQ_LEN, DEFAULT_PIDFILE, DEFAULT_PORT_ALIVE,
     DEFAULT_RISE, DEFAULT_USER,
 };
+pub use problem::ConfigProblem;
+pub use value_error::ValueError;
 pub use warning::ConfigWarning;
 
 use keys::Key;
@@ -50,7 +57,7 @@ impl Config {
         let bytes = std::fs::read(path).map_err(|error| {
             ConfigErrors(vec![ConfigError::in_file(
                 &file_name,
-                format!("cannot read: {error}"),
+                ConfigProblem::Unreadable(error),
             )])
         })?;
         Config::parse(&String::from_utf8_lossy(&bytes), &file_name)
@@ -82,5 +89,7 @@ impl Config {
 
 #[cfg(test)]
 mod compat_tests;
+#[cfg(test)]
+mod test_files;
 #[cfg(test)]
 mod tests;

@@ -175,7 +175,7 @@ impl Config {
 
     /// Applies `-4` / `-6`: keeps only the families asked for. The maglev seed derived
     /// from both VIPs is kept, so a node run with `-4` picks what one without does.
-    pub fn restrict_family(&mut self, v4: bool, v6: bool) -> Result<(), String> {
+    pub fn restrict_family(&mut self, v4: bool, v6: bool) -> Result<(), FamilyError> {
         self.maglev_seed = Some(self.maglev_seed());
         if !v4 {
             self.vip4 = None;
@@ -190,12 +190,11 @@ impl Config {
             self.broadcast6 = None;
         }
         if self.vip4.is_none() && self.vip6.is_none() {
-            let asked = match (v4, v6) {
-                (true, false) => "IPv4 only was asked for, but no VIP4 is set",
-                (false, true) => "IPv6 only was asked for, but no VIP6 is set",
-                _ => "neither IPv4 nor IPv6 is left to balance",
-            };
-            return Err(asked.to_owned());
+            return Err(match (v4, v6) {
+                (true, false) => FamilyError::NoVip4,
+                (false, true) => FamilyError::NoVip6,
+                _ => FamilyError::NoFamilyLeft,
+            });
         }
         Ok(())
     }
@@ -339,6 +338,29 @@ fn quoted_if_needed(value: &str) -> String {
     }
 }
 
+/// Why `-4`/`-6` leave nothing to balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FamilyError {
+    /// `-4`, but the file sets no VIP4.
+    NoVip4,
+    /// `-6`, but the file sets no VIP6.
+    NoVip6,
+    /// Neither family was kept.
+    NoFamilyLeft,
+}
+
+impl std::fmt::Display for FamilyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FamilyError::NoVip4 => "IPv4 only was asked for, but no VIP4 is set",
+            FamilyError::NoVip6 => "IPv6 only was asked for, but no VIP6 is set",
+            FamilyError::NoFamilyLeft => "neither IPv4 nor IPv6 is left to balance",
+        })
+    }
+}
+
+impl std::error::Error for FamilyError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,7 +421,11 @@ mod tests {
         config.vip6 = None;
         config.servers6.clear();
         let error = config.restrict_family(false, true).unwrap_err();
-        assert_eq!(error, "IPv6 only was asked for, but no VIP6 is set");
+        assert_eq!(error, FamilyError::NoVip6);
+        assert_eq!(
+            error.to_string(),
+            "IPv6 only was asked for, but no VIP6 is set"
+        );
         assert!(dual_stack().restrict_family(false, false).is_err());
         assert!(dual_stack().restrict_family(true, true).is_ok());
     }

@@ -5,8 +5,8 @@ use super::duration;
 use super::error::ConfigError;
 use super::keys::{self, Key};
 use super::line::{classify, value_of, Dialect, Line};
+use super::line_error::LineError;
 use super::model::{Config, Rules};
-use super::suggest::did_you_mean;
 use super::values;
 use super::warning::ConfigWarning;
 use crate::balancing::{Stickiness, Strategy};
@@ -69,10 +69,10 @@ pub fn read_settings(text: &str, file: &str) -> Parsed {
         if is_continuation {
             continue;
         }
-        if let Err(message) = read_line(&mut parsed, line, dialect, file, line_number) {
+        if let Err(error) = read_line(&mut parsed, line, dialect, file, line_number) {
             parsed
                 .errors
-                .push(ConfigError::at_line(file, line_number, message));
+                .push(ConfigError::at_line(file, line_number, error));
         }
     }
     parsed
@@ -84,12 +84,12 @@ fn read_line(
     dialect: Dialect,
     file: &str,
     line_number: usize,
-) -> Result<(), String> {
+) -> Result<(), LineError> {
     let (key, raw_value) = match classify(line, dialect) {
         Line::Blank => return Ok(()),
         Line::Failover => (Key::Failover, "yes"),
         Line::Other if dialect == Dialect::Shell => return Ok(()),
-        Line::Other => return Err(format!("expected key=value, found '{}'", line.trim())),
+        Line::Other => return Err(LineError::NotAnAssignment(line.trim().to_owned())),
         Line::Assignment {
             key: name,
             raw_value,
@@ -98,10 +98,10 @@ fn read_line(
             // The script's own variables.
             None if dialect == Dialect::Shell => return Ok(()),
             None => {
-                return Err(format!(
-                    "unknown key '{name}'{}",
-                    did_you_mean(name, &Key::all_names())
-                ))
+                return Err(LineError::UnknownKey {
+                    name: name.to_owned(),
+                    known: Key::all_names(),
+                })
             }
         },
     };
@@ -119,7 +119,7 @@ fn set(
     dialect: Dialect,
     file: &str,
     line_number: usize,
-) -> Result<(), String> {
+) -> Result<(), LineError> {
     let value = value_of(raw_value, dialect)?;
     if let Some(earlier_line) = parsed.lines.line_of(key).filter(|_| !key.is_repeatable()) {
         match dialect {
@@ -133,10 +133,10 @@ fn set(
             // In our own files a second value is a contradiction to resolve, not a rule
             // to apply silently.
             Dialect::Native => {
-                return Err(format!(
-                    "{} is already set on line {earlier_line}",
-                    key.name()
-                ))
+                return Err(LineError::AlreadySet {
+                    key: key.name(),
+                    earlier_line,
+                })
             }
         }
     }
@@ -145,16 +145,16 @@ fn set(
         if dialect == Dialect::Shell && key.is_script_only(dialect) {
             return Ok(());
         }
-        return Err(format!(
-            "{}: '{value}' contains '$', but loaded does not expand shell variables; write the value itself",
-            key.name()
-        ));
+        return Err(LineError::ShellVariable {
+            key: key.name(),
+            value: value.to_owned(),
+        });
     }
     if value.is_empty() {
         if key.is_script_only(dialect) {
             return Ok(());
         }
-        return Err(format!("{} has no value", key.name()));
+        return Err(LineError::NoValue(key.name()));
     }
     apply(&mut parsed.config, key, value)?;
     match key {
@@ -167,7 +167,7 @@ fn set(
     Ok(())
 }
 
-fn apply(config: &mut Config, key: Key, value: &str) -> Result<(), String> {
+fn apply(config: &mut Config, key: Key, value: &str) -> Result<(), LineError> {
     let name = key.name();
     let script_value = || Some(value.to_owned());
     match key {
@@ -217,21 +217,19 @@ fn apply(config: &mut Config, key: Key, value: &str) -> Result<(), String> {
         }
         Key::PortAlive => config.port_alive = values::number(name, value, keys::PORT_RANGE)?,
         Key::CheckCycle => {
-            config.check_cycle =
-                duration::parse(name, value, keys::CHECK_CYCLE_RANGE).map_err(|e| e.to_string())?
+            config.check_cycle = duration::parse(name, value, keys::CHECK_CYCLE_RANGE)?
         }
         Key::CheckTimeout => {
-            config.check_timeout = duration::parse(name, value, keys::CHECK_TIMEOUT_RANGE)
-                .map_err(|e| e.to_string())?
+            config.check_timeout = duration::parse(name, value, keys::CHECK_TIMEOUT_RANGE)?
         }
         Key::Rise => config.rise = values::number(name, value, keys::RISE_FALL_RANGE)?,
         Key::Fall => config.fall = values::number(name, value, keys::RISE_FALL_RANGE)?,
         Key::Broadcast => {
-            config.broadcast = Some(values::ipv4(name, value).map_err(|message| {
+            config.broadcast = Some(values::ipv4(name, value).map_err(|error| {
                 if value.contains(':') {
-                    format!("{message} (use broadcast6 for IPv6)")
+                    error.with_hint("use broadcast6 for IPv6")
                 } else {
-                    message
+                    error
                 }
             })?)
         }

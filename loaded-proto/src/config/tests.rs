@@ -1,5 +1,6 @@
 //! Whole files through `Config::parse`: the original's samples, our format, and every error.
 
+use super::test_files::{errors, parse};
 use super::*;
 use crate::balancing::{Backend, IpNet, Stickiness, Strategy};
 use crate::forwarding::Forward;
@@ -57,20 +58,6 @@ ip6tables -t mangle -A PREROUTING -d $VIP6 -j NFQUEUE --queue-balance $FIRST_COR
 ip -6 addr add $VIP6/$VIP6net dev $public_NIC 2>/dev/null || true
 echo 1 > /proc/sys/net/ipv6/conf/all/forwarding
 ";
-
-/// A file that loads without errors or warnings.
-fn parse(text: &str) -> Config {
-    let checked = Config::parse(text, "test.conf").unwrap_or_else(|errors| panic!("{errors}"));
-    assert_eq!(checked.warnings, [], "unexpected warnings");
-    checked.config
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match Config::parse(text, "test.conf") {
-        Ok(checked) => panic!("expected errors, got\n{}", checked.config),
-        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
 
 fn backend(addr: &str, weight: u32) -> Backend {
     Backend {

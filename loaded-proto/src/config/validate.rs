@@ -1,10 +1,10 @@
 //! Rules that involve more than one setting, checked once the whole file is read.
 
-use super::duration::Human;
 use super::error::ConfigError;
 use super::keys::Key;
 use super::model::{Config, Rules};
 use super::parse::SourceLines;
+use super::problem::ConfigProblem;
 use crate::balancing::{Backend, IpNet};
 use crate::forwarding::Forward;
 use std::collections::HashMap;
@@ -12,19 +12,16 @@ use std::net::{IpAddr, Ipv6Addr};
 
 pub fn check(config: &Config, lines: &SourceLines, file: &str) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    let mut report = |line: Option<usize>, message: String| {
+    let mut report = |line: Option<usize>, problem: ConfigProblem| {
         errors.push(ConfigError {
             file: file.to_owned(),
             line,
-            message,
+            problem,
         });
     };
     let no_vip_at_all = config.vip4.is_none() && config.vip6.is_none();
     if no_vip_at_all && !lines.failed(Key::Vip4) && !lines.failed(Key::Vip6) {
-        report(
-            None,
-            "neither VIP4 nor VIP6 is set; loaded needs at least one address to balance".to_owned(),
-        );
+        report(None, ConfigProblem::NoVip);
     }
     for family in Family::both(config, lines) {
         check_family(&family, config.failover, lines, no_vip_at_all, &mut report);
@@ -77,7 +74,7 @@ fn check_family(
     failover: bool,
     lines: &SourceLines,
     no_vip_at_all: bool,
-    report: &mut impl FnMut(Option<usize>, String),
+    report: &mut impl FnMut(Option<usize>, ConfigProblem),
 ) {
     let (vip_name, server_name, rip_name) = (
         family.vip_key.name(),
@@ -95,10 +92,11 @@ fn check_family(
             for (server, line) in servers.clone() {
                 report(
                     Some(line),
-                    format!(
-                        "{server_name} {} has no {vip_name} to serve; set {vip_name}",
-                        server.addr
-                    ),
+                    ConfigProblem::ServerWithoutVip {
+                        server_key: server_name,
+                        vip_key: vip_name,
+                        server: server.addr,
+                    },
                 );
             }
         }
@@ -107,16 +105,22 @@ fn check_family(
             if family.servers.is_empty() && !hot_plug_fills_it && !lines.failed(family.server_key) {
                 report(
                     lines.line_of(family.vip_key),
-                    format!(
-                        "{vip_name} {vip} has no {server_name}; add {server_name} lines, \
-                         or turn on failover and set {rip_name} so servers are found while running"
-                    ),
+                    ConfigProblem::VipWithoutServers {
+                        vip_key: vip_name,
+                        vip,
+                        server_key: server_name,
+                        rip_key: rip_name,
+                    },
                 );
             }
             for (server, line) in servers.clone().filter(|(server, _)| server.addr == vip) {
                 report(
                     Some(line),
-                    format!("{server_name} {} is the {vip_name} itself", server.addr),
+                    ConfigProblem::ServerIsVip {
+                        server_key: server_name,
+                        vip_key: vip_name,
+                        server: server.addr,
+                    },
                 );
             }
         }
@@ -126,10 +130,11 @@ fn check_family(
         if let Some(first) = first_listed.get(&server.addr) {
             report(
                 Some(line),
-                format!(
-                    "{server_name} {} is already listed on line {first}",
-                    server.addr
-                ),
+                ConfigProblem::ServerListedTwice {
+                    server_key: server_name,
+                    server: server.addr,
+                    first_line: *first,
+                },
             );
         } else {
             first_listed.insert(server.addr, line);
@@ -140,17 +145,17 @@ fn check_family(
 fn check_cores(
     config: &Config,
     lines: &SourceLines,
-    report: &mut impl FnMut(Option<usize>, String),
+    report: &mut impl FnMut(Option<usize>, ConfigProblem),
 ) {
     if let (Some(first), Some(last)) = (config.first_core, config.last_core) {
         if first > last {
-            let first_line = lines
-                .line_of(Key::FirstCore)
-                .map(|line| format!(" (line {line})"))
-                .unwrap_or_default();
             report(
                 lines.line_of(Key::LastCore),
-                format!("LAST_CORE={last} is below FIRST_CORE={first}{first_line}"),
+                ConfigProblem::LastCoreBelowFirst {
+                    first,
+                    last,
+                    first_line: lines.line_of(Key::FirstCore),
+                },
             );
         }
     }
@@ -160,7 +165,7 @@ fn check_cores(
 fn check_timing(
     config: &Config,
     lines: &SourceLines,
-    report: &mut impl FnMut(Option<usize>, String),
+    report: &mut impl FnMut(Option<usize>, ConfigProblem),
 ) {
     if lines.failed(Key::CheckTimeout) || lines.failed(Key::CheckCycle) {
         return;
@@ -169,19 +174,13 @@ fn check_timing(
         return;
     };
     if config.check_timeout >= config.check_cycle {
-        let cycle_source = match lines.line_of(Key::CheckCycle) {
-            Some(line) => format!("line {line}"),
-            None => "the default".to_owned(),
-        };
         report(
             Some(timeout_line),
-            format!(
-                "check_timeout ({}) must be shorter than check_cycle ({}, {cycle_source}), \
-                 or checks would overlap; shorten it, or leave it out for the default \
-                 (half the cycle, at most 2 s)",
-                Human(config.check_timeout),
-                Human(config.check_cycle),
-            ),
+            ConfigProblem::TimeoutNotShorterThanCycle {
+                timeout: config.check_timeout,
+                cycle: config.check_cycle,
+                cycle_line: lines.line_of(Key::CheckCycle),
+            },
         );
     }
 }
@@ -190,7 +189,7 @@ fn check_timing(
 fn check_discovery(
     config: &Config,
     lines: &SourceLines,
-    report: &mut impl FnMut(Option<usize>, String),
+    report: &mut impl FnMut(Option<usize>, ConfigProblem),
 ) {
     let Some(broadcast6) = config.broadcast6 else {
         return;
@@ -199,7 +198,7 @@ fn check_discovery(
     {
         report(
             lines.line_of(Key::Broadcast6),
-            format!("broadcast6 {broadcast6} is link-local, so private_NIC must name the interface to send it on"),
+            ConfigProblem::LinkLocalBroadcastWithoutNic { broadcast6 },
         );
     }
 }
@@ -209,24 +208,22 @@ fn check_discovery(
 fn check_forwarding(
     config: &Config,
     lines: &SourceLines,
-    report: &mut impl FnMut(Option<usize>, String),
+    report: &mut impl FnMut(Option<usize>, ConfigProblem),
 ) {
     if config.forward == Forward::Kernel && config.rules == Rules::Manual {
-        let rules_line = lines
-            .line_of(Key::Rules)
-            .map(|line| format!(" (line {line})"))
-            .unwrap_or_else(|| " (the default of the original's scripts)".to_owned());
         report(
             lines.line_of(Key::Forward),
-            format!(
-                "forward=kernel needs rules=auto, not rules=manual{rules_line}: \
-                 the master owns the nftables map that names the servers"
-            ),
+            ConfigProblem::KernelForwardWithManualRules {
+                rules_line: lines.line_of(Key::Rules),
+            },
         );
     }
 }
 
-fn is_link_scoped(addr: Ipv6Addr) -> bool {
+/// fe80::/10 and ff02::/16-style link-scoped groups: an address that means something only
+/// on one link, so it needs the interface (`private_NIC`) to be used. The prober applies
+/// the same rule to `broadcast6`.
+pub fn is_link_scoped(addr: Ipv6Addr) -> bool {
     let first = addr.segments()[0];
     let link_local_unicast = first & 0xffc0 == 0xfe80;
     let link_local_multicast = first & 0xff0f == 0xff02;

@@ -1,7 +1,6 @@
-//! Turning one value's text into a typed setting. Every error says what would have been
-//! accepted, since the admin reading it has only the message and the file.
+//! Turning one value's text into a typed setting; what each error says is in `value_error`.
 
-use super::suggest::did_you_mean;
+use super::value_error::ValueError;
 use crate::balancing::{Backend, IpNet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
@@ -16,13 +15,11 @@ pub fn number<T: TryFrom<u64>>(
     key: &str,
     text: &str,
     range: RangeInclusive<u64>,
-) -> Result<T, String> {
-    let refuse = || {
-        format!(
-            "{key} must be a whole number from {} to {}, not '{text}'",
-            range.start(),
-            range.end()
-        )
+) -> Result<T, ValueError> {
+    let refuse = || ValueError::NotANumber {
+        key: key.to_owned(),
+        text: text.to_owned(),
+        range: range.clone(),
     };
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(refuse());
@@ -37,47 +34,58 @@ pub fn number<T: TryFrom<u64>>(
 /// A 128-bit secret: exactly 32 hex digits, either case, no `0x`. A fixed length catches
 /// a digit lost in copying, which would otherwise silently give this node its own
 /// permutation.
-pub fn seed(key: &str, text: &str) -> Result<u128, String> {
+pub fn seed(key: &str, text: &str) -> Result<u128, ValueError> {
+    let refuse = || ValueError::NotASeed {
+        key: key.to_owned(),
+        text: text.to_owned(),
+    };
     if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "{key} must be 32 hex digits (128 bits), e.g. the output of 'openssl rand -hex 16', not '{text}'"
-        ));
+        return Err(refuse());
     }
-    u128::from_str_radix(text, 16).map_err(|e| format!("{key}: {e}"))
+    u128::from_str_radix(text, 16).map_err(|_| refuse())
 }
 
-pub fn seconds(key: &str, text: &str, range: RangeInclusive<u64>) -> Result<Duration, String> {
+pub fn seconds(key: &str, text: &str, range: RangeInclusive<u64>) -> Result<Duration, ValueError> {
     number::<u64>(key, text, range).map(Duration::from_secs)
 }
 
-pub fn ipv4(key: &str, text: &str) -> Result<Ipv4Addr, String> {
-    match text.parse::<IpAddr>() {
-        Ok(IpAddr::V4(addr)) => Ok(addr),
-        Ok(IpAddr::V6(_)) => Err(format!(
-            "{key} must be an IPv4 address, not the IPv6 address '{text}'"
-        )),
-        Err(_) => Err(format!("{key} must be an IPv4 address, not '{text}'")),
+/// An address of one family: `IpAddr::V4` when `want_v4`, `IpAddr::V6` otherwise.
+fn address(key: &str, text: &str, want_v4: bool) -> Result<IpAddr, ValueError> {
+    let parsed = text.parse::<IpAddr>();
+    match parsed {
+        Ok(addr) if addr.is_ipv4() == want_v4 => Ok(addr),
+        _ => Err(ValueError::NotAnAddress {
+            key: key.to_owned(),
+            text: text.to_owned(),
+            want_v4,
+            other_family: parsed.is_ok(),
+            hint: None,
+        }),
     }
 }
 
-pub fn ipv6(key: &str, text: &str) -> Result<Ipv6Addr, String> {
-    match text.parse::<IpAddr>() {
-        Ok(IpAddr::V6(addr)) => Ok(addr),
-        Ok(IpAddr::V4(_)) => Err(format!(
-            "{key} must be an IPv6 address, not the IPv4 address '{text}'"
-        )),
-        Err(_) => Err(format!("{key} must be an IPv6 address, not '{text}'")),
+pub fn ipv4(key: &str, text: &str) -> Result<Ipv4Addr, ValueError> {
+    match address(key, text, true)? {
+        IpAddr::V4(addr) => Ok(addr),
+        IpAddr::V6(_) => unreachable!("`address` checked the family"),
+    }
+}
+
+pub fn ipv6(key: &str, text: &str) -> Result<Ipv6Addr, ValueError> {
+    match address(key, text, false)? {
+        IpAddr::V6(addr) => Ok(addr),
+        IpAddr::V4(_) => unreachable!("`address` checked the family"),
     }
 }
 
 /// `198.19.0.0/16`, or a bare address meaning that one host.
-pub fn network(key: &str, text: &str, want_v4: bool) -> Result<IpNet, String> {
-    let (family, example, max_len) = if want_v4 {
-        ("IPv4", "198.19.0.0/16", 32)
-    } else {
-        ("IPv6", "fd00:19::/64", 128)
+pub fn network(key: &str, text: &str, want_v4: bool) -> Result<IpNet, ValueError> {
+    let max_len = if want_v4 { 32 } else { 128 };
+    let refuse = || ValueError::NotANetwork {
+        key: key.to_owned(),
+        text: text.to_owned(),
+        want_v4,
     };
-    let refuse = || format!("{key} must be an {family} network like {example}, not '{text}'");
     let (addr_text, len_text) = match text.split_once('/') {
         Some((addr, len)) => (addr, Some(len)),
         None => (text, None),
@@ -98,55 +106,56 @@ pub fn network(key: &str, text: &str, want_v4: bool) -> Result<IpNet, String> {
 }
 
 /// `198.19.0.1` or `198.19.0.1 weight=3`.
-pub fn server(key: &str, text: &str, want_v4: bool) -> Result<Backend, String> {
+pub fn server(key: &str, text: &str, want_v4: bool) -> Result<Backend, ValueError> {
     let mut words = text.split_whitespace();
     let addr_text = words.next().unwrap_or_default();
-    let addr = if want_v4 {
-        ipv4(key, addr_text).map(IpAddr::V4)
+    let other = if want_v4 {
+        "use server6 for it"
     } else {
-        ipv6(key, addr_text).map(IpAddr::V6)
+        "use server4 for it"
     };
-    let addr = addr.map_err(|message| {
-        let other = if want_v4 { "server6" } else { "server4" };
-        if addr_text.parse::<IpAddr>().is_ok() {
-            format!("{message} (use {other} for it)")
-        } else {
-            message
-        }
+    let addr = address(key, addr_text, want_v4).map_err(|error| match error {
+        ValueError::NotAnAddress {
+            other_family: true, ..
+        } => error.with_hint(other),
+        error => error,
     })?;
+    let not_a_weight = |word: &str| ValueError::NotAWeight {
+        key: key.to_owned(),
+        word: word.to_owned(),
+    };
     let weight = match words.next() {
         None => 1,
         Some(word) => {
             let Some(weight_text) = word.strip_prefix("weight=") else {
-                return Err(format!(
-                    "after the address of {key} only 'weight=N' may follow, not '{word}'"
-                ));
+                return Err(not_a_weight(word));
             };
             number("weight", weight_text, WEIGHT_RANGE)?
         }
     };
     if let Some(extra) = words.next() {
-        return Err(format!(
-            "after the address of {key} only 'weight=N' may follow, not '{extra}'"
-        ));
+        return Err(not_a_weight(extra));
     }
     Ok(Backend { addr, weight })
 }
 
 /// One of a few words, e.g. `strategy=rr`.
-pub fn choice<T: Copy>(key: &str, text: &str, choices: &[(&str, T)]) -> Result<T, String> {
+pub fn choice<T: Copy>(
+    key: &str,
+    text: &str,
+    choices: &[(&'static str, T)],
+) -> Result<T, ValueError> {
     if let Some((_, value)) = choices.iter().find(|(name, _)| *name == text) {
         return Ok(*value);
     }
-    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
-    Err(format!(
-        "{key} must be one of {}, not '{text}'{}",
-        names.join(", "),
-        did_you_mean(text, &names)
-    ))
+    Err(ValueError::NotAChoice {
+        key: key.to_owned(),
+        text: text.to_owned(),
+        choices: choices.iter().map(|(name, _)| *name).collect(),
+    })
 }
 
-pub fn yes_no(key: &str, text: &str) -> Result<bool, String> {
+pub fn yes_no(key: &str, text: &str) -> Result<bool, ValueError> {
     choice(
         key,
         text,
@@ -162,26 +171,35 @@ pub fn yes_no(key: &str, text: &str) -> Result<bool, String> {
 }
 
 /// Absolute, because loaded changes directory and root after reading the config.
-pub fn absolute_path(key: &str, text: &str) -> Result<PathBuf, String> {
+pub fn absolute_path(key: &str, text: &str) -> Result<PathBuf, ValueError> {
     if !text.starts_with('/') {
-        return Err(format!("{key} must be an absolute path, not '{text}'"));
+        return Err(ValueError::NotAbsolute {
+            key: key.to_owned(),
+            text: text.to_owned(),
+        });
     }
     Ok(PathBuf::from(text))
 }
 
 /// One word: a user name or number.
-pub fn user(key: &str, text: &str) -> Result<String, String> {
+pub fn user(key: &str, text: &str) -> Result<String, ValueError> {
     if text.chars().any(char::is_whitespace) {
-        return Err(format!("{key} must be one user name or id, not '{text}'"));
+        return Err(ValueError::NotAUser {
+            key: key.to_owned(),
+            text: text.to_owned(),
+        });
     }
     Ok(text.to_owned())
 }
 
 /// Linux refuses names longer than 15 bytes or containing `/` or whitespace.
-pub fn interface(key: &str, text: &str) -> Result<String, String> {
+pub fn interface(key: &str, text: &str) -> Result<String, ValueError> {
     let valid = text.len() <= 15 && !text.contains('/') && !text.chars().any(char::is_whitespace);
     if !valid {
-        return Err(format!("{key} must be a network interface name (at most 15 characters, no '/' or spaces), not '{text}'"));
+        return Err(ValueError::NotAnInterface {
+            key: key.to_owned(),
+            text: text.to_owned(),
+        });
     }
     Ok(text.to_owned())
 }
@@ -190,12 +208,16 @@ pub fn interface(key: &str, text: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    fn message<T: std::fmt::Debug>(result: Result<T, ValueError>) -> String {
+        result.unwrap_err().to_string()
+    }
+
     #[test]
     fn numbers_in_range() {
         assert_eq!(number::<u16>("port_alive", "443", 1..=65535), Ok(443));
         assert_eq!(
-            number::<u16>("port_alive", "70000", 1..=65535),
-            Err("port_alive must be a whole number from 1 to 65535, not '70000'".to_owned())
+            message(number::<u16>("port_alive", "70000", 1..=65535)),
+            "port_alive must be a whole number from 1 to 65535, not '70000'"
         );
         for bad in [
             "",
@@ -221,16 +243,16 @@ mod tests {
     fn addresses_of_the_right_family() {
         assert_eq!(ipv4("VIP4", "198.18.0.1"), Ok(Ipv4Addr::new(198, 18, 0, 1)));
         assert_eq!(
-            ipv4("VIP4", "fd00::1"),
-            Err("VIP4 must be an IPv4 address, not the IPv6 address 'fd00::1'".to_owned())
+            message(ipv4("VIP4", "fd00::1")),
+            "VIP4 must be an IPv4 address, not the IPv6 address 'fd00::1'"
         );
         assert_eq!(
-            ipv6("VIP6", "198.18.0.1"),
-            Err("VIP6 must be an IPv6 address, not the IPv4 address '198.18.0.1'".to_owned())
+            message(ipv6("VIP6", "198.18.0.1")),
+            "VIP6 must be an IPv6 address, not the IPv4 address '198.18.0.1'"
         );
         assert_eq!(
-            ipv6("VIP6", "nonsense"),
-            Err("VIP6 must be an IPv6 address, not 'nonsense'".to_owned())
+            message(ipv6("VIP6", "nonsense")),
+            "VIP6 must be an IPv6 address, not 'nonsense'"
         );
     }
 
@@ -245,11 +267,8 @@ mod tests {
         );
         assert_eq!(network("RIP6", "fd00::1", false).unwrap().prefix_len, 128);
         assert_eq!(
-            network("RIP4", "10.0.0.0/33", true),
-            Err(
-                "the prefix length of RIP4 must be a whole number from 0 to 32, not '33'"
-                    .to_owned()
-            )
+            message(network("RIP4", "10.0.0.0/33", true)),
+            "the prefix length of RIP4 must be a whole number from 0 to 32, not '33'"
         );
         assert!(network("RIP4", "3031::/16", true).is_err());
         assert!(network("RIP6", "10.0.0.0/8", false).is_err());
@@ -278,16 +297,16 @@ mod tests {
             1000
         );
         assert_eq!(
-            server("server4", "198.19.0.1 weight=0", true),
-            Err("weight must be a whole number from 1 to 1000, not '0'".to_owned())
+            message(server("server4", "198.19.0.1 weight=0", true)),
+            "weight must be a whole number from 1 to 1000, not '0'"
         );
         assert_eq!(
-            server("server4", "fd00::1", true),
-            Err("server4 must be an IPv4 address, not the IPv6 address 'fd00::1' (use server6 for it)".to_owned())
+            message(server("server4", "fd00::1", true)),
+            "server4 must be an IPv4 address, not the IPv6 address 'fd00::1' (use server6 for it)"
         );
         assert_eq!(
-            server("server4", "198.19.0.1 heavy", true),
-            Err("after the address of server4 only 'weight=N' may follow, not 'heavy'".to_owned())
+            message(server("server4", "198.19.0.1 heavy", true)),
+            "after the address of server4 only 'weight=N' may follow, not 'heavy'"
         );
         assert!(server("server4", "198.19.0.1 weight=2 weight=3", true).is_err());
         assert!(server("server4", "", true).is_err());
@@ -298,8 +317,8 @@ mod tests {
         let strategies = [("rr", 1), ("weighted", 2), ("maglev", 3)];
         assert_eq!(choice("strategy", "maglev", &strategies), Ok(3));
         assert_eq!(
-            choice("strategy", "maglv", &strategies),
-            Err("strategy must be one of rr, weighted, maglev, not 'maglv' (did you mean 'maglev'?)".to_owned())
+            message(choice("strategy", "maglv", &strategies)),
+            "strategy must be one of rr, weighted, maglev, not 'maglv' (did you mean 'maglev'?)"
         );
         assert_eq!(yes_no("failover", "yes"), Ok(true));
         assert_eq!(yes_no("failover", "off"), Ok(false));

@@ -2,29 +2,29 @@
 
 use super::TestNet;
 use crate::support::nfqueue::{parse_nfqueue, NfQueue};
-use crate::support::process::{describe, run_bounded};
-use crate::support::topology::Host;
-use crate::support::wait::secs;
+use crate::support::process::{describe, run_bounded, CommandError};
+use crate::support::topology::{Host, CLIENT4, CLIENT6};
+use crate::support::wait::{secs, wait_until};
 use std::process::Command;
+use std::time::Duration;
 
 impl TestNet {
     /// A file as seen from inside `host`'s namespace (`ip netns exec NS cat PATH`):
     /// /proc/net and /proc/sys/net show that namespace's view only there.
-    pub fn read_file(&self, host: Host, path: &str) -> Result<String, String> {
+    pub fn read_file(&self, host: Host, path: &str) -> Result<String, CommandError> {
         let out = self.exec_timeout(host, &["cat", "--", path], secs(10));
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "cat {path} in {}: {}",
-                self.ns(host),
-                String::from_utf8_lossy(&out.stderr).trim()
+            Err(CommandError::failed(
+                format!("cat {path} in {}", self.ns(host)),
+                &out,
             ))
         }
     }
 
     /// A sysctl inside `host`'s namespace, e.g. `sysctl(Host::Balancer, "net/ipv4/ip_forward")`.
-    pub fn sysctl(&self, host: Host, key: &str) -> Result<String, String> {
+    pub fn sysctl(&self, host: Host, key: &str) -> Result<String, CommandError> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         self.read_file(host, &path).map(|v| v.trim().to_string())
     }
@@ -57,7 +57,7 @@ impl TestNet {
 
     /// `ns_pids` that returns the failure instead of panicking (for cleanup code, which
     /// must not panic while a test is already failing).
-    pub fn try_ns_pids(&self, host: Host) -> Result<Vec<u32>, String> {
+    pub fn try_ns_pids(&self, host: Host) -> Result<Vec<u32>, CommandError> {
         let out = run_bounded(
             {
                 let mut cmd = Command::new("ip");
@@ -67,15 +67,20 @@ impl TestNet {
             secs(10),
         );
         if !out.status.success() {
-            return Err(describe(&format!("ip netns pids {}", self.ns(host)), &out));
+            return Err(CommandError::failed(
+                format!("ip netns pids {}", self.ns(host)),
+                &out,
+            ));
         }
-        String::from_utf8_lossy(&out.stdout)
+        let output = String::from_utf8_lossy(&out.stdout);
+        output
             .split_whitespace()
-            .map(|p| {
-                p.parse()
-                    .map_err(|_| format!("ip netns pids {}: not a pid: {p:?}", self.ns(host)))
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|_| CommandError::Unreadable {
+                what: format!("ip netns pids {}", self.ns(host)),
+                output: output.into_owned(),
             })
-            .collect()
     }
 
     /// How many ICMP echo requests `host`'s own stack has received (`InEchos` of
@@ -92,6 +97,37 @@ impl TestNet {
             (path, snmp_value(&text, "Icmp:", "InEchos"))
         };
         value.unwrap_or_else(|| panic!("no echo counter in {path} of {}", self.ns(host)))
+    }
+
+    /// Waits up to `timeout` until the prober has run at least `rounds` more health rounds:
+    /// each round pings every configured server, so backend `n`'s echo counter rises by
+    /// one per round (whether its service runs or not).
+    pub fn wait_for_health_rounds(&self, n: u8, rounds: u64, timeout: Duration) {
+        let counter = || self.echo_requests_received(Host::Backend(n), false);
+        let start = counter();
+        let mut now = start;
+        let ran = wait_until(timeout, || {
+            now = counter();
+            now >= start + rounds
+        });
+        assert!(
+            ran,
+            "b{n} received {} health pings, not {rounds}: no health round ran",
+            now - start
+        );
+    }
+
+    /// Asserts that `host` has learnt a path MTU of `mtu` towards the client, in both
+    /// families (its route cache says so).
+    pub fn assert_path_mtu_learnt(&self, host: Host, mtu: u32) {
+        for client in [CLIENT4, CLIENT6] {
+            let route = self.exec_ok(host, &["ip", "route", "get", client]);
+            assert!(
+                route.contains(&format!("mtu {mtu}")),
+                "{}'s route to {client}: {route}",
+                self.ns(host)
+            );
+        }
     }
 
     /// Whether `address` (e.g. "198.18.100.1") is configured in `host`.

@@ -1,7 +1,7 @@
 //! Traffic from the lab's hosts: HTTP, UDP, ping, many connections.
 
 use super::TestNet;
-use crate::support::process::describe;
+use crate::support::process::CommandError;
 use crate::support::topology::{demo_dir, Host};
 use crate::support::wait::secs;
 use std::collections::HashMap;
@@ -20,6 +20,19 @@ pub fn is_big_body(body: &[u8], len: usize) -> bool {
             .all(|(i, b)| *b == BIG_PATTERN[i % BIG_PATTERN.len()])
 }
 
+/// The Internet checksum (RFC 1071) in Python, for the scripts that craft packets: put
+/// before the script, e.g. `format!("{PY_CSUM}{SCRIPT}")`.
+pub const PY_CSUM: &str = r#"
+import struct
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xFFFF) + (t >> 16)
+    return ~t & 0xFFFF
+"#;
+
 /// A small ICMP echo client (raw sockets; root), so that no ping binary is needed.
 /// argv: ADDR COUNT TIMEOUT. Prints "reply from ADDR seq N" per answer; exit 1 if none.
 /// Sends COUNT requests 0.2 s apart; stops once every request has an answer and 0.3 s
@@ -36,13 +49,6 @@ else:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 ident = os.getpid() & 0xFFFF
 payload = b"loaded-harness-ping"
-def csum(b):
-    if len(b) % 2:
-        b += b"\0"
-    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    while t >> 16:
-        t = (t & 0xFFFF) + (t >> 16)
-    return ~t & 0xFFFF
 start = time.monotonic()
 deadline = start + timeout
 sent, next_send, last_send, got, answered = 0, start, start, 0, set()
@@ -101,12 +107,17 @@ sys.stdout.write(data.decode("utf-8", "replace"))
 
 impl TestNet {
     /// `curl` from the client: the body, or why it failed (HTTP errors included).
-    pub fn curl(&self, url: &str, timeout: Duration) -> Result<String, String> {
+    pub fn curl(&self, url: &str, timeout: Duration) -> Result<String, CommandError> {
         self.curl_from(Host::Client, url, timeout)
     }
 
     /// `curl` from any host; proxies from the environment are ignored.
-    pub fn curl_from(&self, host: Host, url: &str, timeout: Duration) -> Result<String, String> {
+    pub fn curl_from(
+        &self,
+        host: Host,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<String, CommandError> {
         let t = format!("{:.3}", timeout.as_secs_f64());
         let out = self.exec_timeout(
             host,
@@ -129,18 +140,21 @@ impl TestNet {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "curl {url} from {}: {}: {}",
-                host.short_name(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+            Err(CommandError::failed(
+                format!("curl {url} from {}", host.short_name()),
+                &out,
             ))
         }
     }
 
     /// A UDP request from the client to ADDR:PORT (3 s timeout): the answer, or why none
     /// came. An answer from another address than `addr` is an error.
-    pub fn udp_request(&self, addr: &str, port: u16, payload: &str) -> Result<String, String> {
+    pub fn udp_request(
+        &self,
+        addr: &str,
+        port: u16,
+        payload: &str,
+    ) -> Result<String, CommandError> {
         self.udp_request_from(Host::Client, addr, port, payload, secs(3))
     }
 
@@ -152,7 +166,7 @@ impl TestNet {
         port: u16,
         payload: &str,
         timeout: Duration,
-    ) -> Result<String, String> {
+    ) -> Result<String, CommandError> {
         let out = self.exec_timeout(
             host,
             &[
@@ -169,10 +183,9 @@ impl TestNet {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "udp {addr} port {port} from {}: {}",
-                host.short_name(),
-                String::from_utf8_lossy(&out.stderr).trim()
+            Err(CommandError::failed(
+                format!("udp {addr} port {port} from {}", host.short_name()),
+                &out,
             ))
         }
     }
@@ -185,13 +198,13 @@ impl TestNet {
         addr: &str,
         count: u32,
         timeout: Duration,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, CommandError> {
         let out = self.exec_timeout(
             host,
             &[
                 "python3",
                 "-c",
-                PING_PY,
+                &format!("{PY_CSUM}{PING_PY}"),
                 addr,
                 &count.to_string(),
                 &timeout.as_secs_f64().to_string(),
@@ -209,8 +222,8 @@ impl TestNet {
         if out.status.success() && !from.is_empty() {
             Ok(from)
         } else {
-            Err(describe(
-                &format!("ping {addr} from {}: no answer", host.short_name()),
+            Err(CommandError::failed(
+                format!("ping {addr} from {}: no answer", host.short_name()),
                 &out,
             ))
         }
@@ -223,7 +236,7 @@ impl TestNet {
         addr: &str,
         count: u32,
         hold: Duration,
-    ) -> Result<HashMap<String, u32>, String> {
+    ) -> Result<HashMap<String, u32>, CommandError> {
         let script = demo_dir().join("client-conns.py");
         let timeout = hold + secs(30);
         let out = self.exec_timeout(
@@ -242,10 +255,13 @@ impl TestNet {
             timeout + secs(5),
         );
         if !out.status.success() {
-            return Err(describe("client-conns.py failed", &out));
+            return Err(CommandError::failed("client-conns.py", &out));
         }
-        parse_counts(&String::from_utf8_lossy(&out.stdout))
-            .ok_or_else(|| describe("client-conns.py printed no {name: count}", &out))
+        let output = String::from_utf8_lossy(&out.stdout);
+        parse_counts(&output).ok_or_else(|| CommandError::Unreadable {
+            what: "client-conns.py (no {name: count})".to_owned(),
+            output: output.into_owned(),
+        })
     }
 }
 
