@@ -177,6 +177,14 @@ pub fn user(key: &str, text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// One word: a group name or number.
+pub fn group(key: &str, text: &str) -> Result<String, String> {
+    if text.is_empty() || text.chars().any(char::is_whitespace) {
+        return Err(format!("{key} must be one group name or id, not '{text}'"));
+    }
+    Ok(text.to_owned())
+}
+
 /// Linux refuses names longer than 15 bytes or containing `/` or whitespace.
 pub fn interface(key: &str, text: &str) -> Result<String, String> {
     let valid = text.len() <= 15 && !text.contains('/') && !text.chars().any(char::is_whitespace);
