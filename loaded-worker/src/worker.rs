@@ -7,8 +7,9 @@ use crate::datapath::flow::Vips;
 use crate::nfqueue::QueueSocket;
 use crate::packet_loop::{PacketLoop, Stop};
 use loaded_proto::channel::Channel;
+use loaded_proto::counters::WorkerCounters;
 use loaded_proto::flow_table::SharedFlowTable;
-use loaded_proto::message::{BookedBackend, Message};
+use loaded_proto::message::{BookedBackend, Message, ServerOverrides};
 use loaded_proto::roles::{self, Role, WorkerPart};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -29,6 +30,7 @@ pub fn run() -> i32 {
         worker,
         queue,
         flow_table_capacity,
+        counter_blocks,
         part,
     } = setup
     else {
@@ -56,10 +58,39 @@ pub fn run() -> i32 {
             return 1;
         }
     };
+    // The operator's drains and weights, so that a fresh worker honours them from its
+    // first packet.
+    let overrides = match channel.recv() {
+        Ok((Message::ServerOverrides { overrides }, _)) => *overrides,
+        Ok((other, _)) => {
+            match roles::permit(Role::Master, Role::Worker, &other) {
+                Err(e) => log::error!("{e}; ending the channel"),
+                Ok(()) => log::error!("expected ServerOverrides, got {}", other.kind()),
+            }
+            return 1;
+        }
+        Err(e) => {
+            log::error!("no server overrides from the master: {e}");
+            return 1;
+        }
+    };
     let mut fds = fds.into_iter();
-    let (Some(queue_fd), Some(table_fd)) = (fds.next(), fds.next()) else {
+    let (Some(queue_fd), Some(table_fd), Some(counters_fd)) = (fds.next(), fds.next(), fds.next())
+    else {
         unreachable!("the channel checks the descriptor count");
     };
+    let shared_counters = match WorkerCounters::map(
+        counters_fd.as_fd(),
+        counter_blocks as usize,
+        worker as usize,
+    ) {
+        Ok(counters) => counters,
+        Err(e) => {
+            log::error!("cannot map the shared counters: {e}");
+            return 1;
+        }
+    };
+    drop(counters_fd);
     let mut packet_loop = match build(
         queue_fd,
         queue,
@@ -68,9 +99,12 @@ pub fn run() -> i32 {
             capacity: flow_table_capacity,
         },
         &part,
-        &book,
+        Known {
+            book: &book,
+            overrides,
+        },
         channel,
-        worker,
+        (worker, shared_counters),
     ) {
         Ok(packet_loop) => packet_loop,
         Err(e) => {
@@ -98,14 +132,20 @@ struct SharedTable {
     capacity: u64,
 }
 
+/// What the master told the worker of the servers before it turns Ready.
+struct Known<'a> {
+    book: &'a [BookedBackend],
+    overrides: ServerOverrides,
+}
+
 fn build(
     queue_fd: OwnedFd,
     queue: u16,
     shared: SharedTable,
     part: &WorkerPart,
-    book: &[BookedBackend],
+    known: Known<'_>,
     channel: Channel,
-    worker: u32,
+    (worker, shared_counters): (u32, WorkerCounters),
 ) -> Result<PacketLoop, String> {
     let table = SharedFlowTable::map(shared.fd.as_fd(), shared.capacity as usize)
         .map_err(|e| format!("cannot map the shared flow table: {e}"))?;
@@ -123,7 +163,8 @@ fn build(
     );
     // Before Ready: no new client goes to a down server, and a hot-plugged server's
     // replies are rewritten, even before the prober link brings a snapshot.
-    crate::prober_link::apply_book(&mut balancer, book);
+    crate::prober_link::apply_book(&mut balancer, known.book);
+    balancer.set_overrides(known.overrides);
     let vips = Vips {
         v4: part.vip4,
         v6: part.vip6,
@@ -133,8 +174,8 @@ fn build(
     channel
         .send(&Message::Ready)
         .map_err(|e| format!("cannot report ready: {e}"))?;
-    let mut packet_loop =
-        PacketLoop::new(queue, channel, balancer, vips, worker).map_err(|e| e.to_string())?;
+    let mut packet_loop = PacketLoop::new(queue, channel, balancer, vips, worker, shared_counters)
+        .map_err(|e| e.to_string())?;
     packet_loop.set_forward(part.forward);
     Ok(packet_loop)
 }

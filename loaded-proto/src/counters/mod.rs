@@ -50,12 +50,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The worker's drop reasons by index, as named in logs and metrics: the same order as
 /// `loaded-worker`'s `DropReason::ALL`.
-pub const DROP_REASON_NAMES: [&str; 5] = [
+pub const DROP_REASON_NAMES: [&str; 7] = [
     "malformed",
     "unsupported",
     "no_backend",
     "table_busy",
     "unknown_flow",
+    "tcp_not_syn_unknown_flow",
+    "fragment_unknown_flow",
 ];
 
 const _: () = assert!(DROP_REASON_NAMES.len() <= DROP_REASON_SLOTS);
