@@ -148,6 +148,22 @@ fn restart_the_workers(net: &TestNet, master: &Master) {
     );
 }
 
+/// Writes `text` as the master's config, sends SIGHUP and waits for the reload's log line.
+fn reload(net: &TestNet, master: &Master, text: &str) {
+    let done = master.log(net).matches("master: reloaded:").count();
+    std::fs::write(&master.config, text).unwrap();
+    signal(master.pid, libc::SIGHUP);
+    assert!(
+        wait_until(secs(20), || master
+            .log(net)
+            .matches("master: reloaded:")
+            .count()
+            > done),
+        "no reload:\n{}",
+        master.log(net)
+    );
+}
+
 /// Per server: (new flows, packets to, bytes to, packets from, bytes from).
 fn traffic_of(status: &Value, server: &str) -> [u64; 5] {
     let s = server_of(status, server);
@@ -414,6 +430,45 @@ fn drain_and_undrain(mode: Mode) {
     );
     assert_eq!(fresh.values().sum::<u64>(), 12);
 
+    // Restarted workers get the drain before they serve; a reload keeps it (and gives
+    // the workers the file's weights, then the operator's state again).
+    restart_the_workers(&net, &master);
+    let after_restart = send_udp(&net, VIP4, 43_301..43_307);
+    assert!(
+        !after_restart.contains_key("b2"),
+        "new clients reached b2 after a worker restart: {after_restart:?}"
+    );
+    let text = std::fs::read_to_string(&master.config).unwrap().replace(
+        &format!("server4={}\n", BACKEND4[0]),
+        &format!("server4={} weight=2\n", BACKEND4[0]),
+    );
+    loadedctl_ok(&net, &["weight", BACKEND4[2], "7"]);
+    reload(&net, &master, &text);
+    let after_reload = send_udp(&net, VIP4, 43_401..43_407);
+    assert!(
+        !after_reload.contains_key("b2"),
+        "new clients reached b2 after a reload: {after_reload:?}"
+    );
+    let status = status_json(&net);
+    assert_eq!(server_of(&status, drained)["state"]["draining"], true);
+    assert_eq!(
+        server_of(&status, BACKEND4[0])["weight"],
+        2,
+        "the file's new weight"
+    );
+    assert_eq!(
+        server_of(&status, BACKEND4[2])["weight"],
+        7,
+        "the operator's weight"
+    );
+    for (port, backend) in &existing {
+        assert_eq!(
+            &udp_backend(&net, VIP4, *port, "still"),
+            backend,
+            "client port {port} moved after the restart and the reload"
+        );
+    }
+
     loadedctl_ok(&net, &["undrain", drained]);
     let back = send_udp(&net, VIP4, 43_201..43_213);
     assert!(
@@ -575,5 +630,35 @@ fn bad_requests_unknown_servers_and_strangers_get_errors_and_the_daemon_runs_on(
 
     assert!(net.try_wait(master.pid).is_none(), "the master died");
     assert!(loadedctl_ok(&net, &["status"]).contains(VIP6));
+    master.stop_cleanly(&net);
+}
+
+/// Not a test of its own: prints a `loadedctl status` of the lab after some traffic, a
+/// drain and a server down, for the README (`-- --ignored --nocapture readme_listing`).
+#[test]
+#[ignore = "prints the README's example listing"]
+fn readme_listing() {
+    require_root_and_tools();
+    let net = TestNet::up(Options::default());
+    net.start_backends();
+    let config = base_config(
+        &net,
+        "failover\ncheck_cycle=2\ncheck_timeout=1\nrise=2\nfall=2\nstrategy=weighted\n\
+         stickiness=flow\n",
+    );
+    let master = Master::start(&net, &config, &[]);
+    send_udp(&net, VIP4, 45_001..45_013);
+    send_udp(&net, VIP6, 45_101..45_107);
+    for _ in 0..5 {
+        net.curl(&http_url(VIP4, HTTP_PORT, "/"), secs(5)).unwrap();
+    }
+    loadedctl_ok(&net, &["drain", BACKEND4[1]]);
+    loadedctl_ok(&net, &["weight", BACKEND6[0], "3"]);
+    net.stop_backend(3);
+    assert!(wait_until(secs(30), || {
+        let status = status_json(&net);
+        server_of(&status, BACKEND4[2])["state"]["up"] == false
+    }));
+    println!("{}", loadedctl_ok(&net, &["status"]));
     master.stop_cleanly(&net);
 }
