@@ -1,6 +1,7 @@
-//! The worker's `run`: jail first, then receive the queue socket, the shared flow table and
-//! its part of the config from the master, then the master's backend book (which servers
-//! are down, which were hot-plugged), then serve the queue until told to stop.
+//! The worker's `run`: jail first, then receive the queue socket, the shared flow table, the
+//! shared counters and its part of the config from the master, then the master's backend
+//! book (which servers are down, which were hot-plugged) and the operator's drains and
+//! weights, then serve the queue until told to stop.
 
 use crate::datapath::balancer::{Balancer, BalancerConfig};
 use crate::datapath::flow::Vips;
