@@ -106,6 +106,9 @@ inside() {
 		[ ! -x /usr/libexec/loaded/loaded-prober ]; then
 		fail "the binaries are not where loaded-master looks"
 	fi
+	if [ ! -L /usr/sbin/loadedctl ] || [ ! -x /usr/sbin/loadedctl ]; then
+		fail "no /usr/sbin/loadedctl"
+	fi
 	# Installed, neither enabled nor started.
 	not_running loaded-master || fail "dpkg -i started loaded"
 	! ls /etc/rc[2345].d/S*loaded >/dev/null 2>&1 || fail "the init script is enabled: $(ls /etc/rc[2345].d/S*loaded)"
@@ -118,6 +121,7 @@ inside() {
 	out=$(loaded-master -t -c /etc/loaded/loaded.conf 2>&1) || fail "the packaged config does not check: $out"
 	quiet "man 8 loaded-master" man --warnings 8 loaded-master
 	quiet "man 5 loaded.conf" man --warnings 5 loaded.conf
+	quiet "man 8 loadedctl" man --warnings 8 loadedctl
 	# Verify needs the installed binary and man pages (ExecStart=, Documentation=).
 	quiet "systemd-analyze verify loaded.service" systemd-analyze verify /lib/systemd/system/loaded.service
 	pass "config checks, man pages installed, systemd-analyze verify"
@@ -131,6 +135,19 @@ inside() {
 	wait_for "the master's log line 'balancing' (ident loaded)" 20 logged 'loaded\[[0-9]*\]: master: balancing'
 	out=$(/etc/init.d/loaded status) || fail "status after start: $out"
 	pass "start, status: $out"
+
+	# loadedctl against the started daemon: its socket 0660 root:root (control_group's
+	# default), every VIP and server of the packaged config listed.
+	[ "$(stat -c '%a %U %G' /run/loaded/control.sock 2>/dev/null)" = "660 root root" ] ||
+		fail "the control socket is not /run/loaded/control.sock 0660 root:root: $(ls -l /run/loaded 2>&1)"
+	out=$(loadedctl status 2>&1) || fail "loadedctl status: $out"
+	local listed
+	for listed in 198.18.0.10 fd00:18::10 198.19.0.11 198.19.0.13 fd00:19::12 'Prober'; do
+		grep -qF -- "$listed" <<<"$out" || fail "loadedctl status does not list $listed: $out"
+	done
+	out=$(loadedctl metrics 2>&1) || fail "loadedctl metrics: $out"
+	grep -q '^# TYPE loaded_server_up gauge$' <<<"$out" || fail "loadedctl metrics: $out"
+	pass "loadedctl status and metrics against the daemon"
 
 	# rsyslog: ident loaded in /var/log/loaded.log and nowhere else; other idents as before.
 	logger -t loaded-package-test "a line of another program"
@@ -159,7 +176,10 @@ inside() {
 	[ ! -e /run/loaded.pid ] || fail "the pidfile is left after stop"
 	rules_removed || fail "LOADED chains left after stop: $(iptables -t mangle -S)"
 	out=$(/etc/init.d/loaded status) && fail "status after stop exited 0: $out"
-	pass "stop: children gone, rules and pidfile removed"
+	[ ! -e /run/loaded/control.sock ] || fail "the control socket is left after stop"
+	out=$(loadedctl status 2>&1) && fail "loadedctl status after stop exited 0: $out"
+	grep -q 'loaded is not running' <<<"$out" || fail "loadedctl status after stop: $out"
+	pass "stop: children gone, rules, pidfile and control socket removed"
 
 	# Enabled, the service is restarted by an upgrade (here a reinstall): the postinst's
 	# invoke-rc.d restart.
@@ -219,7 +239,7 @@ inside() {
 	not_running loaded-master || fail "the master still runs after the package was removed: $out"
 	rules_removed || fail "LOADED chains left after the purge"
 	local left
-	for left in /etc/loaded /etc/init.d/loaded /etc/default/loaded /usr/libexec/loaded /usr/sbin/loaded-master \
+	for left in /etc/loaded /etc/init.d/loaded /etc/default/loaded /usr/libexec/loaded /usr/sbin/loaded-master /usr/sbin/loadedctl \
 		/lib/systemd/system/loaded.service /etc/rsyslog.d/loaded.conf /etc/logrotate.d/loaded \
 		/var/log/loaded.log /etc/rc2.d/K01loaded; do
 		[ ! -e "$left" ] || fail "$left is left after the purge"
@@ -295,6 +315,7 @@ done
 for path in ./etc/loaded/loaded.conf ./etc/default/loaded ./etc/init.d/loaded ./lib/systemd/system/loaded.service \
 	./etc/rsyslog.d/loaded.conf ./etc/logrotate.d/loaded ./usr/lib/tmpfiles.d/loaded.conf \
 	./usr/share/man/man8/loaded-master.8.gz ./usr/share/man/man5/loaded.conf.5.gz ./usr/share/doc/loaded/copyright \
+	./usr/share/man/man8/loadedctl.8.gz './usr/sbin/loadedctl -> ../libexec/loaded/loadedctl' \
 	'./usr/sbin/loaded-master -> ../libexec/loaded/loaded-master'; do
 	sed 's/^[^ ]* [^ ]*    //' "$listing" | grep -qxF -- "$path" || fail "$path is not in the package"
 done
@@ -320,7 +341,7 @@ out=$(echo "$out" | grep -v '^running with root privileges is not recommended!$'
 if [ "$status" != 0 ] || [ -n "$out" ]; then fail "lintian (exit status $status): $out"; fi
 pass "lintian: no tags (overrides in debian/loaded.lintian-overrides)"
 
-for page in etc/man/loaded-master.8 etc/man/loaded.conf.5; do
+for page in etc/man/loaded-master.8 etc/man/loaded.conf.5 etc/man/loadedctl.8; do
 	quiet "man -l $page" man -l --warnings "$page"
 	man -l "$page" 2>/dev/null | grep -q '^NAME' || fail "man -l $page renders no NAME section"
 done

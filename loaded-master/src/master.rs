@@ -6,6 +6,7 @@
 
 use crate::cli::{self, Command, Options};
 use crate::config_file::ConfigSource;
+use crate::control_server::ControlServer;
 use crate::daemon::{self, PidFile, Readiness};
 use crate::kernel_mode::{self, KernelForwarding};
 use crate::master_error::{ChrootProblem, MasterError};
@@ -104,7 +105,12 @@ fn run(
         .map_err(MasterError::Cores)?;
     warn_if_not_forwarding(&config);
 
-    // Privileged resources, in the order that is easiest to undo.
+    // Privileged resources, in the order that is easiest to undo. The control socket
+    // first: a second master refuses to start here (its socket answers), before it
+    // touches the first one's queues. Only the master listens, and the listener is
+    // close-on-exec, so no child ever holds it; it is removed when the master exits.
+    let control = ControlServer::listen(&config.control_socket, &config.control_group)
+        .map_err(MasterError::Control)?;
     let mut queue_sockets = Vec::new();
     for core in cores.clone() {
         queue_sockets.push((
@@ -124,6 +130,7 @@ fn run(
             user: (uid, gid),
             worker_binary,
             prober_binary,
+            control,
         },
         &mut readiness,
     );
@@ -143,6 +150,7 @@ struct Acquired {
     user: (u32, u32),
     worker_binary: PathBuf,
     prober_binary: PathBuf,
+    control: ControlServer,
 }
 
 /// From the shared flow table on: every change to the system (the kernel-mode table, the
@@ -162,10 +170,15 @@ fn run_installed(
         user: (uid, gid),
         worker_binary,
         prober_binary,
+        control,
     } = acquired;
     let capacity = u64::from(config.max_flows);
     let flow_table =
         flow_table::create_region(capacity as usize).map_err(MasterError::FlowTable)?;
+    // One block per worker number; a restarted worker goes on counting in its own.
+    let counter_blocks = queue_sockets.len() as u32;
+    let counters = loaded_proto::counters::create_region(counter_blocks as usize)
+        .map_err(MasterError::Counters)?;
     // Slots in config order before any worker runs: kernel mode's marks name them, and
     // both modes then number the servers alike.
     let slots =
@@ -222,9 +235,11 @@ fn run_installed(
             queue_len: config.nfq_len,
             flow_table,
             flow_table_capacity: capacity,
+            counters,
+            counter_blocks,
         },
         kernel,
-        queue_sockets,
+        (queue_sockets, control),
     )
 }
 
@@ -235,14 +250,15 @@ fn run_daemon(
     reloader: Reloader,
     settings: Settings,
     kernel: Option<KernelForwarding>,
-    queue_sockets: Vec<(u16, nfq::Queue)>,
+    (queue_sockets, control): (Vec<(u16, nfq::Queue)>, ControlServer),
 ) -> Result<i32, MasterError> {
     let _pidfile = PidFile::create(&config.pidfile).map_err(|source| MasterError::PidFile {
         path: config.pidfile.clone(),
         source,
     })?;
     let failover = config.failover;
-    let mut supervisor = Supervisor::new(settings, kernel, reloader).map_err(MasterError::Poll)?;
+    let mut supervisor =
+        Supervisor::new(settings, kernel, reloader, control).map_err(MasterError::Poll)?;
     let mut started = Ok(());
     for (index, (core, socket)) in queue_sockets.into_iter().enumerate() {
         let role = Role::Worker {

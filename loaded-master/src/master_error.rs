@@ -39,7 +39,10 @@ pub enum MasterError {
     /// FIRST_CORE / LAST_CORE against the machine's cores.
     Cores(loaded_proto::config::CoresError),
     Queue(QueueError),
+    /// The control socket for loadedctl.
+    Control(crate::control_server::ControlSetupError),
     FlowTable(io::Error),
+    Counters(io::Error),
     Slots(SlotError),
     KernelTable(KernelModeError),
     Rules(RuleError),
@@ -123,7 +126,9 @@ impl fmt::Display for MasterError {
             MasterError::ReadAffinity(e) => write!(f, "cannot read the CPU affinity: {e}"),
             MasterError::Cores(e) => e.fmt(f),
             MasterError::Queue(e) => e.fmt(f),
+            MasterError::Control(e) => e.fmt(f),
             MasterError::FlowTable(e) => write!(f, "cannot create the shared flow table: {e}"),
+            MasterError::Counters(e) => write!(f, "cannot create the shared counters: {e}"),
             MasterError::Slots(e) => e.fmt(f),
             MasterError::KernelTable(e) => e.fmt(f),
             MasterError::Rules(e) => write!(f, "cannot install rules: {e}"),

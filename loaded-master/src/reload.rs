@@ -79,6 +79,11 @@ impl Reloader {
         }
     }
 
+    /// The directory slots, for the status.
+    pub fn slots_mut(&mut self) -> &mut ServerSlots {
+        &mut self.slots
+    }
+
     /// Servers withdrawn so far, for a prober started later.
     pub fn withdrawn(&self) -> Vec<IpAddr> {
         self.withdrawn.iter().copied().collect()

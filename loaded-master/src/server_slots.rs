@@ -71,6 +71,11 @@ impl ServerSlots {
         Ok(())
     }
 
+    /// Mappings to the server in `slot` now, across all workers.
+    pub fn live_mappings(&self, slot: usize) -> u64 {
+        self.table.live_mappings(slot)
+    }
+
     pub fn slot(&self, addr: IpAddr) -> Option<usize> {
         self.slots.get(&addr).copied()
     }
@@ -80,6 +85,18 @@ impl ServerSlots {
         let mut known: Vec<(IpAddr, usize)> = self.slots.iter().map(|(a, s)| (*a, *s)).collect();
         known.sort_by_key(|(_, slot)| *slot);
         known
+    }
+}
+
+/// For the status: a server's slot, claimed if a worker has not yet (a hot-plugged server
+/// every worker will register the same way).
+impl crate::status::SlotSource for ServerSlots {
+    fn slot_of(&mut self, server: IpAddr) -> Option<usize> {
+        self.register(server).ok()
+    }
+
+    fn live_mappings(&self, slot: usize) -> u64 {
+        ServerSlots::live_mappings(self, slot)
     }
 }
 

@@ -8,16 +8,21 @@
 
 use crate::backend_book::{BackendBook, Recorded};
 use crate::child_errors::{ChannelEnd, Death, GaveUp, StartError};
+use crate::control_server::{self, ControlServer};
 use crate::kernel_mode::KernelForwarding;
 use crate::log_budget::{self, LogBudget};
+use crate::operator::OperatorState;
 use crate::queue_drops::{self, DropWatch};
 use crate::queues;
 use crate::reload::{self, Plan, Reloader};
 use crate::restart_policy::{Next, RestartPolicy};
 use crate::spawn::{spawn, JailArgs, Role};
+use crate::status;
 use crate::syslog_sink;
 use loaded_proto::channel::{Channel, ChannelError};
 use loaded_proto::config::Config;
+use loaded_proto::control::{ControlError, ProberStatus, Request};
+use loaded_proto::counters::SharedCounters;
 use loaded_proto::message::{BackendUpdate, Message, StateReason};
 use loaded_proto::roles::{self, OutOfPlace, ProberPart, Role as ProcRole, WorkerPart};
 use mio::unix::SourceFd;
@@ -60,6 +65,9 @@ pub struct Settings {
     pub queue_len: u32,
     pub flow_table: OwnedFd,
     pub flow_table_capacity: u64,
+    /// The shared counters region, with one block per worker number.
+    pub counters: OwnedFd,
+    pub counter_blocks: u32,
 }
 
 struct Child {
@@ -98,6 +106,14 @@ pub struct Supervisor {
     reloader: Reloader,
     /// The authoritative backend state, which every child starts from.
     book: BackendBook,
+    /// `loadedctl`'s socket (None only in tests of the loop's other parts).
+    control: Option<ControlServer>,
+    /// The operator's drains and weights, which every worker starts from.
+    operator: OperatorState,
+    /// The master's reading view of the workers' counters.
+    counters: SharedCounters,
+    /// When the prober last finished a round.
+    last_round: Option<SystemTime>,
 }
 
 /// The signals the master handles; registered before the master acquires anything, so that
@@ -129,8 +145,15 @@ impl Supervisor {
         settings: Settings,
         kernel: Option<KernelForwarding>,
         reloader: Reloader,
+        control: ControlServer,
     ) -> io::Result<Supervisor> {
+        let counters =
+            SharedCounters::map(settings.counters.as_fd(), settings.counter_blocks as usize)?;
         Ok(Supervisor {
+            control: Some(control),
+            operator: OperatorState::default(),
+            counters,
+            last_round: None,
             book: BackendBook::new(&settings.config, SystemTime::now()),
             settings,
             poll: Poll::new()?,
@@ -157,15 +180,21 @@ impl Supervisor {
             worker: index,
             queue,
             flow_table_capacity: self.settings.flow_table_capacity,
+            counter_blocks: self.settings.counter_blocks,
             part: Box::new(WorkerPart::of(&self.settings.config)),
         };
         let sent = spawned
             .channel
             .send_with_fds(
                 &setup,
-                &[queue_socket.as_fd(), self.settings.flow_table.as_fd()],
+                &[
+                    queue_socket.as_fd(),
+                    self.settings.flow_table.as_fd(),
+                    self.settings.counters.as_fd(),
+                ],
             )
-            .and_then(|()| spawned.channel.send(&self.book_message()));
+            .and_then(|()| spawned.channel.send(&self.book_message()))
+            .and_then(|()| spawned.channel.send(&self.overrides_message()));
         drop(queue_socket);
         let name = role.name();
         self.adopt(role, spawned.pid, spawned.channel)
@@ -208,6 +237,31 @@ impl Supervisor {
             self.link_prober_to_worker(worker);
         }
         Ok(())
+    }
+
+    /// The operator's drains and weights, as every worker gets them.
+    fn overrides_message(&self) -> Message {
+        Message::ServerOverrides {
+            overrides: Box::new(self.operator.overrides()),
+        }
+    }
+
+    /// Tells every worker the operator's drains and weights; a worker that cannot be told
+    /// is restarted (its successor starts with them).
+    fn send_overrides(&self) {
+        let message = self.overrides_message();
+        for child in self.children.values() {
+            let (Role::Worker { .. }, Some(channel)) = (&child.role, &child.channel) else {
+                continue;
+            };
+            if let Err(e) = channel.send(&message) {
+                log::error!(
+                    "{}: cannot send the operator's drains and weights: {e}; restarting it",
+                    child.role.name()
+                );
+                let _ = kill(child.pid, Signal::SIGKILL);
+            }
+        }
     }
 
     /// What a child is told of the servers before it turns Ready.
@@ -281,6 +335,9 @@ impl Supervisor {
         self.poll
             .registry()
             .register(signals, SIGNALS, Interest::READABLE)?;
+        if let Some(control) = &self.control {
+            control.register(self.poll.registry())?;
+        }
         // A child may have died before the handler existed.
         if let Some(exit) = self.reap_children() {
             return Ok(exit);
@@ -310,7 +367,16 @@ impl Supervisor {
                 .values()
                 .filter_map(|child| child.ready_deadline)
                 .fold(wake_at, Instant::min);
-            let wake_at = if self.unfinished_reads.is_empty() {
+            let wake_at = self
+                .control
+                .as_ref()
+                .and_then(ControlServer::next_deadline)
+                .map_or(wake_at, |at| at.min(wake_at));
+            let control_pending = self
+                .control
+                .as_ref()
+                .is_some_and(ControlServer::has_pending_work);
+            let wake_at = if self.unfinished_reads.is_empty() && !control_pending {
                 wake_at
             } else {
                 now
@@ -352,12 +418,24 @@ impl Supervisor {
                             }
                         }
                     }
+                } else if self
+                    .control
+                    .as_ref()
+                    .is_some_and(|control| control.owns(event.token()))
+                {
+                    self.serve_control(event.token(), event.is_readable(), event.is_writable());
                 } else {
                     self.drain_channel(event.token());
                 }
             }
+            if control_pending {
+                self.serve_control(control_server::LISTENER, true, false);
+            }
             for token in std::mem::take(&mut self.unfinished_reads) {
                 self.drain_channel(token);
+            }
+            if let Some(control) = self.control.as_mut() {
+                control.drop_late(self.poll.registry(), Instant::now());
             }
             if let Some(kernel) = self.kernel.as_mut() {
                 kernel.run_due(Instant::now());
@@ -457,7 +535,94 @@ impl Supervisor {
         if let Some(kernel) = self.kernel.as_mut() {
             kernel.forget_removed(&diff.removed);
         }
+        // The operator's drains and weights stay for the servers the reload keeps; the
+        // reload just gave the workers the file's weights, so they hear them again.
+        let book = &self.book;
+        for server in self.operator.retain(|server| book.entry(server).is_some()) {
+            log::info!("reload removed server {server}: its drain and weight set by loadedctl are forgotten");
+        }
+        self.send_overrides();
         log::info!("reloaded: {}", reload::describe(&diff));
+    }
+
+    /// A readiness event of the control socket's listener or of one of its clients.
+    fn serve_control(&mut self, token: mio::Token, readable: bool, writable: bool) {
+        let Some(mut control) = self.control.take() else {
+            return;
+        };
+        let registry = self.poll.registry().try_clone();
+        match registry {
+            Ok(registry) => {
+                let mut answer = |request| self.answer(request);
+                if token == control_server::LISTENER {
+                    control.accept(&registry, &mut answer);
+                } else {
+                    control.serve(&registry, token, readable, writable, &mut answer);
+                }
+            }
+            Err(e) => log::error!("control socket: {e}"),
+        }
+        self.control = Some(control);
+    }
+
+    /// What a `loadedctl` request gets.
+    fn answer(&mut self, request: Request) -> Result<String, ControlError> {
+        match request {
+            Request::Status => Ok(self.status().to_text()),
+            Request::StatusJson => Ok(self.status().to_json()),
+            Request::Metrics => Ok(self.status().to_prometheus()),
+            Request::Drain(server) => {
+                self.known_server(server)?;
+                if self.operator.drain(server) {
+                    log::info!(
+                        "loadedctl: server {server} drained: no new clients, mapped ones stay"
+                    );
+                    self.send_overrides();
+                    Ok(format!("server {server} is draining\n"))
+                } else {
+                    Ok(format!("server {server} was draining already\n"))
+                }
+            }
+            Request::Undrain(server) => {
+                self.known_server(server)?;
+                if self.operator.undrain(server) {
+                    log::info!("loadedctl: server {server} undrained: it takes new clients again");
+                    self.send_overrides();
+                    Ok(format!("server {server} takes new clients again\n"))
+                } else {
+                    Ok(format!("server {server} was not draining\n"))
+                }
+            }
+            Request::Weight(server, weight) => {
+                self.known_server(server)?;
+                self.operator.set_weight(server, weight);
+                log::info!("loadedctl: server {server} weight set to {weight}");
+                self.send_overrides();
+                Ok(format!("server {server} weight {weight}\n"))
+            }
+        }
+    }
+
+    /// `Err` unless `server` is in the book (configured, or hot-plugged and not withdrawn).
+    fn known_server(&self, server: std::net::IpAddr) -> Result<(), ControlError> {
+        match self.book.entry(server) {
+            Some(_) => Ok(()),
+            None => Err(ControlError::NoSuchServer(server)),
+        }
+    }
+
+    fn status(&mut self) -> loaded_proto::control::Status {
+        let sources = status::Sources {
+            config: &self.settings.config,
+            book: &self.book,
+            operator: &self.operator,
+            counters: &self.counters,
+            prober: ProberStatus {
+                running: self.settings.config.failover,
+                last_round: self.last_round.map(status::unix_seconds),
+            },
+        };
+        status::build(&sources, self.reloader.slots_mut())
     }
 
     /// Logs the packets the kernel could not give our workers since the last report.
@@ -554,6 +719,10 @@ impl Supervisor {
                             Ok(())
                         }
                     }
+                }
+                Ok(Some(Action::RoundDone)) => {
+                    self.last_round = Some(SystemTime::now());
+                    Ok(())
                 }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
@@ -772,6 +941,8 @@ enum Action {
     Relink(u32),
     /// The prober saw a backend change: the book records it, kernel mode acts on it.
     BackendChange(BackendUpdate, StateReason),
+    /// The prober finished a round.
+    RoundDone,
 }
 
 /// How long a child may leave the heartbeat unanswered. The prober gets the length of a
@@ -823,6 +994,7 @@ fn dispatch_prober(name: &str, message: Message) -> Result<Option<Action>, Chann
         Some(Message::BackendChange { update, reason }) => {
             Ok(Some(Action::BackendChange(update, reason)))
         }
+        Some(Message::RoundDone) => Ok(Some(Action::RoundDone)),
         Some(other) => Err(out_of_place(ProcRole::Prober, &other)),
     }
 }

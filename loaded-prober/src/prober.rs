@@ -195,6 +195,10 @@ impl Prober {
                 for change in changes {
                     self.publish(change);
                 }
+                // For `loadedctl status`; a full channel loses one round's time, no more.
+                if let Err(e) = self.master.try_send(&Message::RoundDone) {
+                    log::debug!("cannot tell the master the round is done: {e}");
+                }
                 self.next_round = Instant::now() + self.cycle;
             }
             None => self.watch_connects(),

@@ -288,12 +288,14 @@ mod tests {
             worker: 1,
             queue: 1,
             flow_table_capacity: 1024,
+            counter_blocks: 2,
             part: Box::new(crate::roles::WorkerPart::of(&config)),
         };
-        a.send_with_fds(&setup, &[x.as_fd(), y.as_fd()]).unwrap();
+        a.send_with_fds(&setup, &[x.as_fd(), y.as_fd(), y.as_fd()])
+            .unwrap();
         let (received, fds) = b.recv().unwrap();
         assert_eq!(received, setup);
-        assert_eq!(fds.len(), 2);
+        assert_eq!(fds.len(), 3);
         // The passed descriptor is a working copy of x: a message through it reaches y.
         let x_copy = Channel::from_fd(fds.into_iter().next().unwrap());
         x_copy.send(&Message::Ready).unwrap();
@@ -423,6 +425,13 @@ mod tests {
             },
             Message::SnapshotRequest,
             Message::LinkLost { worker: 1 },
+            Message::ServerOverrides {
+                overrides: Box::new(crate::message::ServerOverrides {
+                    drained: vec!["198.19.0.12".parse().unwrap()],
+                    weights: vec![("fd00:19::12".parse().unwrap(), 7)],
+                }),
+            },
+            Message::RoundDone,
         ];
         for message in messages {
             let bytes = encode(&message).unwrap();

@@ -17,13 +17,15 @@ pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    /// master -> worker, with two descriptors: the NFQUEUE netlink socket already bound to
-    /// `queue`, then the shared flow table memfd. Sent once, right after the fork. `part`:
-    /// what the datapath needs of the config, nothing more.
+    /// master -> worker, with three descriptors: the NFQUEUE netlink socket already bound
+    /// to `queue`, the shared flow table memfd, then the shared counters memfd (made for
+    /// `counter_blocks` workers; this one writes block `worker`). Sent once, right after
+    /// the fork. `part`: what the datapath needs of the config, nothing more.
     WorkerSetup {
         worker: u32,
         queue: u16,
         flow_table_capacity: u64,
+        counter_blocks: u32,
         part: Box<WorkerPart>,
     },
     /// master -> prober, no descriptor: the servers, the check settings and servers
@@ -81,11 +83,39 @@ pub enum Message {
     Ping,
     /// child -> master: the answer to a Ping.
     Pong,
+    /// master -> worker: the operator's drains and weights (`loadedctl`), whole, replacing
+    /// the last: after the backend book before the worker turns Ready, after every change,
+    /// and after every reload's `WorkerReconfigure`.
+    ServerOverrides { overrides: Box<ServerOverrides> },
+    /// prober -> master: a round of checks finished (the master notes the time for
+    /// `loadedctl status`).
+    RoundDone,
     /// master -> worker and master -> prober, only in test builds (feature `seccomp-test`,
     /// sent on SIGUSR2): make a system call that the child's seccomp allow-list forbids,
     /// which must kill it. Last, so that it shifts no other variant's encoding.
     #[cfg(feature = "seccomp-test")]
     TrySyscallForTest,
+}
+
+/// What the operator changed at run time, by server: drained servers get no new clients
+/// (their mapped clients stay), and a weight here replaces the configured one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerOverrides {
+    pub drained: Vec<IpAddr>,
+    pub weights: Vec<(IpAddr, u32)>,
+}
+
+impl ServerOverrides {
+    pub fn is_drained(&self, addr: IpAddr) -> bool {
+        self.drained.contains(&addr)
+    }
+
+    pub fn weight_of(&self, addr: IpAddr) -> Option<u32> {
+        self.weights
+            .iter()
+            .find(|(server, _)| *server == addr)
+            .map(|(_, weight)| *weight)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,7 +206,7 @@ impl Message {
     /// How many descriptors must arrive with this message.
     pub fn expected_fds(&self) -> usize {
         match self {
-            Message::WorkerSetup { .. } => 2,
+            Message::WorkerSetup { .. } => 3,
             Message::ProberLink { .. } => 1,
             _ => 0,
         }
@@ -202,6 +232,8 @@ impl Message {
             Message::BackendBook { .. } => MessageKind::BackendBook,
             Message::Ping => MessageKind::Ping,
             Message::Pong => MessageKind::Pong,
+            Message::ServerOverrides { .. } => MessageKind::ServerOverrides,
+            Message::RoundDone => MessageKind::RoundDone,
             #[cfg(feature = "seccomp-test")]
             Message::TrySyscallForTest => MessageKind::TrySyscallForTest,
         }
@@ -227,6 +259,8 @@ pub enum MessageKind {
     BackendBook,
     Ping,
     Pong,
+    ServerOverrides,
+    RoundDone,
     #[cfg(feature = "seccomp-test")]
     TrySyscallForTest,
 }
@@ -249,6 +283,8 @@ impl MessageKind {
         MessageKind::BackendBook,
         MessageKind::Ping,
         MessageKind::Pong,
+        MessageKind::ServerOverrides,
+        MessageKind::RoundDone,
         #[cfg(feature = "seccomp-test")]
         MessageKind::TrySyscallForTest,
     ];

@@ -58,7 +58,7 @@ pub fn receive(
     Ok((message, fds))
 }
 
-/// Receives the master's backend book, the last setup message of a worker and the prober.
+/// Receives the master's backend book, which follows a worker's and the prober's setup.
 pub fn receive_book(
     channel: &Channel,
     role: Role,

@@ -9,6 +9,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use loaded_proto::balancing::{Backend, Stickiness, Strategy};
 use loaded_proto::flow_table::SharedFlowTable;
 use loaded_proto::wire::{checksum, ipv4, tcp};
+use loaded_worker::counters::count_shared;
 use loaded_worker::datapath::balancer::{Balancer, BalancerConfig};
 use loaded_worker::datapath::flow::Vips;
 use loaded_worker::datapath::nat::{complete_transport_checksum, rewrite, Outcome};
@@ -150,6 +151,29 @@ fn bench_rewrite(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+
+    // The same with the shared counters a worker keeps for loadedctl (what the packet loop
+    // does per packet): compare with the lines above.
+    let counters = loaded_proto::counters::SharedCounters::anonymous(1)
+        .expect("anonymous shared memory")
+        .into_worker(0)
+        .expect("block 0");
+    for (name, packet) in [
+        ("ipv4_to_vip_known_client_counted", &to_vip4),
+        ("ipv4_reply_from_server_counted", &reply4),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched_ref(
+                || packet.clone(),
+                |p| {
+                    let outcome = rewrite(p, &vips, &mut sticky);
+                    count_shared(&counters, outcome, sticky.take_traffic(), p.len());
+                    assert_eq!(outcome, Outcome::Rewritten)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
 
     // Every packet a new flow: scheduler pick, insert, and (once full) eviction.
     let mut per_flow = balancer(Stickiness::Flow, 1 << 16);

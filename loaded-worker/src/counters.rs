@@ -3,9 +3,49 @@
 //! Drops are reported at most once per interval, as totals per reason, so a flood of bad
 //! packets costs one log line a minute rather than one per packet.
 
+use crate::datapath::balancer::{Direction, ServerTraffic};
 use crate::datapath::nat::{DropReason, Outcome};
 use crate::nfqueue::{BurstSummary, QueuedPacket};
+use loaded_proto::counters::{WorkerCounters, DROP_REASON_SLOTS};
 use std::time::{Duration, Instant};
+
+// Every reason has its counter in the shared block (counted at `DropReason::index`).
+const _: () = assert!(DropReason::ALL.len() <= DROP_REASON_SLOTS);
+
+/// One decided packet in the shared counters the master reads for `loadedctl`: a relaxed
+/// load and store per counter, on cache lines only this worker writes.
+#[inline]
+pub fn count_shared(
+    shared: &WorkerCounters,
+    outcome: Outcome,
+    traffic: Option<ServerTraffic>,
+    bytes: usize,
+) {
+    shared.count_packet();
+    match outcome {
+        Outcome::Rewritten => shared.count_rewritten(),
+        Outcome::Drop(reason) => shared.count_drop(reason.index()),
+        Outcome::NotOurs => {}
+    }
+    let Some(traffic) = traffic else {
+        return;
+    };
+    if traffic.new_flow {
+        shared.count_new_flow(traffic.slot);
+    }
+    if outcome == Outcome::Rewritten {
+        match traffic.direction {
+            Direction::ToServer => shared.count_to_server(traffic.slot, bytes as u64),
+            Direction::FromServer => shared.count_from_server(traffic.slot, bytes as u64),
+        }
+    }
+}
+
+/// What the queue socket saw besides the packets, in the shared counters.
+pub fn count_shared_burst(shared: &WorkerCounters, summary: &BurstSummary) {
+    shared.add_receive_overruns(summary.overruns);
+    shared.add_verdict_errors(summary.verdicts_refused);
+}
 
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -53,13 +93,6 @@ impl Default for Counters {
     }
 }
 
-fn reason_index(reason: DropReason) -> usize {
-    DropReason::ALL
-        .iter()
-        .position(|r| *r == reason)
-        .unwrap_or_default()
-}
-
 impl Counters {
     /// What the queue socket saw besides the packets (each counted by `count`).
     pub fn count_burst(&mut self, summary: &BurstSummary) {
@@ -84,7 +117,7 @@ impl Counters {
             Outcome::Rewritten => self.totals.rewritten += 1,
             Outcome::NotOurs => self.totals.not_ours += 1,
             Outcome::Drop(reason) => {
-                self.totals.dropped[reason_index(*reason)] += 1;
+                self.totals.dropped[reason.index()] += 1;
                 if *reason == DropReason::NoBackend && !self.no_backend_reported {
                     // Once per outage, at once: the operator needs to know now.
                     self.no_backend_reported = true;
@@ -153,6 +186,66 @@ impl Counters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loaded_proto::counters::{SharedCounters, DROP_REASON_NAMES};
+
+    #[test]
+    fn the_shared_counters_name_the_reasons_as_the_worker_does() {
+        assert_eq!(DropReason::ALL.len(), DROP_REASON_NAMES.len());
+        for (index, reason) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), index, "{reason:?}");
+            assert_eq!(reason.name(), DROP_REASON_NAMES[index], "{reason:?}");
+        }
+    }
+
+    #[test]
+    fn a_packet_is_counted_with_its_server_and_reason() {
+        use std::os::fd::AsFd;
+        let region = loaded_proto::counters::create_region(1).unwrap();
+        let reader = SharedCounters::map(region.as_fd(), 1).unwrap();
+        let writer = WorkerCounters::map(region.as_fd(), 1, 0).unwrap();
+        let to = |new_flow| {
+            Some(ServerTraffic {
+                slot: 3,
+                direction: Direction::ToServer,
+                new_flow,
+            })
+        };
+        let from = Some(ServerTraffic {
+            slot: 3,
+            direction: Direction::FromServer,
+            new_flow: false,
+        });
+        count_shared(&writer, Outcome::Rewritten, to(true), 60);
+        count_shared(&writer, Outcome::Rewritten, to(false), 1500);
+        count_shared(&writer, Outcome::Rewritten, from, 40);
+        // A mapping made for a packet dropped later still counts as a new flow, the
+        // packet's bytes not.
+        count_shared(&writer, Outcome::Drop(DropReason::Malformed), to(true), 99);
+        count_shared(&writer, Outcome::NotOurs, None, 70);
+        count_shared(
+            &writer,
+            Outcome::Drop(DropReason::FragmentUnknownFlow),
+            None,
+            70,
+        );
+        count_shared_burst(
+            &writer,
+            &BurstSummary {
+                overruns: 2,
+                verdicts_refused: 1,
+                ..BurstSummary::default()
+            },
+        );
+        let block = reader.read(0).unwrap();
+        assert_eq!((block.packets, block.rewritten), (6, 3));
+        assert_eq!((block.receive_overruns, block.verdict_errors), (2, 1));
+        assert_eq!(block.drops[0], 1);
+        assert_eq!(block.drops[6], 1);
+        let server = block.servers[3];
+        assert_eq!(server.new_flows, 2);
+        assert_eq!((server.packets_to, server.bytes_to), (2, 1560));
+        assert_eq!((server.packets_from, server.bytes_from), (1, 40));
+    }
 
     #[test]
     fn drops_are_counted_per_reason_and_described() {

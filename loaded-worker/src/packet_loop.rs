@@ -3,7 +3,7 @@
 //! control channel, the prober's link and the flow table's housekeeping are served in
 //! between, also during a flood.
 
-use crate::counters::Counters;
+use crate::counters::{self, Counters};
 use crate::datapath::balancer::Balancer;
 use crate::datapath::flow::Vips;
 use crate::datapath::kernel_forward::{self, KernelDecision};
@@ -11,6 +11,7 @@ use crate::datapath::nat::{self, Outcome};
 use crate::nfqueue::{BurstSummary, Decision, QueueError, QueueSocket, QueuedPacket, BURST};
 use crate::prober_link::ProberLink;
 use loaded_proto::channel::{Channel, ChannelError};
+use loaded_proto::counters::WorkerCounters;
 use loaded_proto::forwarding::Forward;
 use loaded_proto::message::Message;
 use loaded_proto::reload::BalancingSettings;
@@ -75,6 +76,8 @@ pub struct PacketLoop {
     balancer: Balancer,
     vips: Vips,
     counters: Counters,
+    /// This worker's block of the counters the master reads (`loadedctl`).
+    shared_counters: WorkerCounters,
     poll: Poll,
     /// The slice of the flow table the next sweep covers.
     sweep_shard: usize,
@@ -94,6 +97,7 @@ impl PacketLoop {
         balancer: Balancer,
         vips: Vips,
         worker_index: u32,
+        shared_counters: WorkerCounters,
     ) -> io::Result<PacketLoop> {
         let poll = Poll::new()?;
         poll.registry()
@@ -110,6 +114,7 @@ impl PacketLoop {
             balancer,
             vips,
             counters: Counters::default(),
+            shared_counters,
             poll,
             sweep_shard: worker_index as usize % SWEEP_SHARDS,
             stop: None,
@@ -194,6 +199,7 @@ impl PacketLoop {
         let vips = &self.vips;
         let balancer = &mut self.balancer;
         let counters = &mut self.counters;
+        let shared = &self.shared_counters;
         let forward = self.forward;
         let summary = self
             .queue
@@ -207,10 +213,12 @@ impl PacketLoop {
                     Forward::Kernel => kernel_decision(packet, vips, balancer),
                 };
                 counters.count(&outcome);
+                counters::count_shared(shared, outcome, balancer.take_traffic(), packet.len());
                 decision
             })
             .map_err(LoopError::Queue)?;
         self.counters.count_burst(&summary);
+        counters::count_shared_burst(&self.shared_counters, &summary);
         Ok(summary)
     }
 
@@ -241,6 +249,14 @@ impl PacketLoop {
                     .map_err(LoopError::ProberLink)?;
             }
             Message::WorkerReconfigure { settings } => self.reconfigure(&settings),
+            Message::ServerOverrides { overrides } => {
+                log::debug!(
+                    "operator overrides: drained {:?}, weights {:?}",
+                    overrides.drained,
+                    overrides.weights
+                );
+                self.balancer.set_overrides(*overrides);
+            }
             // From the main loop: an answer proves the loop turns, not only that we live.
             Message::Ping => {
                 if let Err(e) = self.channel.try_send(&Message::Pong) {

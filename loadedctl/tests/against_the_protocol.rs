@@ -90,6 +90,6 @@ fn the_masters_refusal_reaches_the_operator() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "loadedctl: error: 198.19.0.77 is not a server of the current config\n"
+        "loadedctl: error: no such server 198.19.0.77\n"
     );
 }

@@ -96,12 +96,12 @@ fn each_command_sends_its_line() {
 fn an_error_reply_is_shown_and_exits_1() {
     let (_, output) = exchange(
         &["drain", "198.19.0.9"],
-        b"error: 198.19.0.9 is not a server of the current config\n",
+        b"error: no such server 198.19.0.9\n",
     );
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         text(&output.stderr),
-        "loadedctl: error: 198.19.0.9 is not a server of the current config\n"
+        "loadedctl: error: no such server 198.19.0.9\n"
     );
     assert_eq!(text(&output.stdout), "");
 }

@@ -10,7 +10,7 @@ use loaded_proto::channel::encode;
 use loaded_proto::config::Config;
 use loaded_proto::message::{
     BackendState, BackendUpdate, BookedBackend, BookedHealth, LogLevel, Message, Origin,
-    StateReason,
+    ServerOverrides, StateReason,
 };
 use loaded_proto::reload::{BalancingSettings, HealthSettings};
 use loaded_proto::roles::{ProberPart, WorkerPart};
@@ -30,6 +30,7 @@ fn main() -> std::io::Result<()> {
             worker: 1,
             queue: 1,
             flow_table_capacity: 1 << 20,
+            counter_blocks: 2,
             part: Box::new(WorkerPart::of(&config)),
         },
         Message::ProberSetup {
@@ -75,6 +76,13 @@ fn main() -> std::io::Result<()> {
         },
         Message::Ping,
         Message::Pong,
+        Message::ServerOverrides {
+            overrides: Box::new(ServerOverrides {
+                drained: vec![server],
+                weights: vec![(server, 7)],
+            }),
+        },
+        Message::RoundDone,
     ];
     let dir = std::path::Path::new("corpus/message_codec");
     std::fs::create_dir_all(dir)?;

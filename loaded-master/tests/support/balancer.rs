@@ -49,9 +49,10 @@ pub fn base_config_in(net: &TestNet, mode: Mode, extra: &str) -> String {
     config
 }
 
-/// `chroot=` and `log_socket=` lines in the test's own directory, for the keys `extra`
-/// does not set: a test never touches the host's /var/run/empty or /dev/log. Nothing
-/// listens on the log socket unless the test binds it; the master logs to stderr anyway.
+/// `chroot=`, `log_socket=` and `control_socket=` lines in the test's own directory, for
+/// the keys `extra` does not set: a test never touches the host's /var/run/empty, /dev/log
+/// or /run/loaded. Nothing listens on the log socket unless the test binds it; the master
+/// logs to stderr anyway.
 pub fn own_paths(net: &TestNet, extra: &str) -> String {
     let sets = |key: &str| extra.lines().any(|l| l.trim_start().starts_with(key));
     let mut lines = String::new();
@@ -64,7 +65,18 @@ pub fn own_paths(net: &TestNet, extra: &str) -> String {
             net.dir().display()
         ));
     }
+    if !sets("control_socket=") {
+        lines.push_str(&format!(
+            "control_socket={}\n",
+            control_socket_of(net).display()
+        ));
+    }
     lines
+}
+
+/// Where the master of `net`'s test listens for loadedctl (see `own_paths`).
+pub fn control_socket_of(net: &TestNet) -> PathBuf {
+    net.dir().join("control/control.sock")
 }
 
 pub struct Master {

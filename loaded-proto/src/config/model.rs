@@ -25,6 +25,8 @@ pub const DEFAULT_PIDFILE: &str = "/run/loaded.pid";
 pub const DEFAULT_CHROOT: &str = "/var/run/empty";
 pub const DEFAULT_USER: &str = "nobody";
 pub const DEFAULT_LOG_SOCKET: &str = "/dev/log";
+/// The group that may use the control socket besides root (`control_group=`).
+pub const DEFAULT_CONTROL_GROUP: &str = "root";
 
 /// The check timeout when the file sets none: 2 s, or half the cycle when that is
 /// shorter. The original had no timeout setting and people set `check_cycle=1` or `2` for
@@ -112,6 +114,10 @@ pub struct Config {
     pub chroot: PathBuf,
     pub user: String,
     pub log_socket: PathBuf,
+    /// Where the master listens for `loadedctl` (`control_socket=`).
+    pub control_socket: PathBuf,
+    /// The group (name or gid) the control socket is given; its members may use it.
+    pub control_group: String,
     pub script: ScriptSettings,
 }
 
@@ -147,6 +153,8 @@ impl Default for Config {
             chroot: PathBuf::from(DEFAULT_CHROOT),
             user: DEFAULT_USER.to_owned(),
             log_socket: PathBuf::from(DEFAULT_LOG_SOCKET),
+            control_socket: PathBuf::from(crate::control::DEFAULT_SOCKET_PATH),
+            control_group: DEFAULT_CONTROL_GROUP.to_owned(),
             script: ScriptSettings::default(),
         }
     }
@@ -255,6 +263,12 @@ impl fmt::Display for Config {
         write_text(f, "chroot", Some(&self.chroot.to_string_lossy()))?;
         write_text(f, "user", Some(&self.user))?;
         write_text(f, "log_socket", Some(&self.log_socket.to_string_lossy()))?;
+        write_text(
+            f,
+            "control_socket",
+            Some(&self.control_socket.to_string_lossy()),
+        )?;
+        write_text(f, "control_group", Some(&self.control_group))?;
         let script = &self.script;
         write_text(f, "VIP4net", script.vip4_net.as_deref())?;
         write_text(f, "VIP6net", script.vip6_net.as_deref())?;
@@ -479,6 +493,8 @@ mod tests {
             "chroot=/var/run/empty",
             "user=nobody",
             "log_socket=/dev/log",
+            "control_socket=/run/loaded/control.sock",
+            "control_group=root",
         ] {
             assert!(
                 listing.lines().any(|l| l == line),

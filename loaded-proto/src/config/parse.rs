@@ -242,6 +242,8 @@ fn apply(config: &mut Config, key: Key, value: &str) -> Result<(), LineError> {
         Key::Chroot => config.chroot = values::absolute_path(name, value)?,
         Key::User => config.user = values::user(name, value)?,
         Key::LogSocket => config.log_socket = values::absolute_path(name, value)?,
+        Key::ControlSocket => config.control_socket = values::absolute_path(name, value)?,
+        Key::ControlGroup => config.control_group = values::group(name, value)?,
         Key::Vip4Net => config.script.vip4_net = script_value(),
         Key::Vip6Net => config.script.vip6_net = script_value(),
         Key::Ns => config.script.ns = script_value(),

@@ -157,6 +157,11 @@ fn defaults_when_only_the_essentials_are_set() {
     assert_eq!(config.chroot, PathBuf::from("/var/run/empty"));
     assert_eq!(config.user, "nobody");
     assert_eq!(config.log_socket, PathBuf::from("/dev/log"));
+    assert_eq!(
+        config.control_socket,
+        PathBuf::from("/run/loaded/control.sock")
+    );
+    assert_eq!(config.control_group, "root");
     assert_eq!((config.first_core, config.last_core), (None, None));
     assert!(!config.failover);
 }
@@ -193,6 +198,8 @@ pidfile = /run/lb.pid
 chroot = /var/empty
 user = _loaded
 log_socket = /run/systemd/journal/dev-log
+control_socket = /run/lb/control.sock
+control_group = adm
 ",
     );
     assert_eq!(
@@ -223,6 +230,8 @@ log_socket = /run/systemd/journal/dev-log
         config.log_socket,
         PathBuf::from("/run/systemd/journal/dev-log")
     );
+    assert_eq!(config.control_socket, PathBuf::from("/run/lb/control.sock"));
+    assert_eq!(config.control_group, "adm");
     assert_eq!(config.backends().len(), 3);
 }
 
@@ -373,6 +382,8 @@ fn values_out_of_range_name_the_line_and_the_range() {
         ("forward=kernal", "forward must be one of userspace, kernel, not 'kernal' (did you mean 'kernel'?)"),
         ("broadcast=ff02::1", "broadcast must be an IPv4 address, not the IPv6 address 'ff02::1' (use broadcast6 for IPv6)"),
         ("pidfile=loaded.pid", "pidfile must be an absolute path, not 'loaded.pid'"),
+        ("control_socket=control.sock", "control_socket must be an absolute path, not 'control.sock'"),
+        ("control_group=\"adm wheel\"", "control_group must be one group name or id, not 'adm wheel'"),
         ("RIP4=198.19.0.0/40", "the prefix length of RIP4 must be a whole number from 0 to 32, not '40'"),
         ("port_alive=", "port_alive has no value"),
         ("private_NIC=\"eth0", "the value has no closing \""),

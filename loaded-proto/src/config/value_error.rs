@@ -57,6 +57,10 @@ pub enum ValueError {
         key: String,
         text: String,
     },
+    NotAGroup {
+        key: String,
+        text: String,
+    },
 }
 
 impl ValueError {
@@ -146,6 +150,9 @@ impl fmt::Display for ValueError {
             }
             ValueError::NotAUser { key, text } => {
                 write!(f, "{key} must be one user name or id, not '{text}'")
+            }
+            ValueError::NotAGroup { key, text } => {
+                write!(f, "{key} must be one group name or id, not '{text}'")
             }
             ValueError::NotAnInterface { key, text } => write!(
                 f,

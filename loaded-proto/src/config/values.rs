@@ -192,6 +192,17 @@ pub fn user(key: &str, text: &str) -> Result<String, ValueError> {
     Ok(text.to_owned())
 }
 
+/// One word: a group name or number.
+pub fn group(key: &str, text: &str) -> Result<String, ValueError> {
+    if text.is_empty() || text.chars().any(char::is_whitespace) {
+        return Err(ValueError::NotAGroup {
+            key: key.to_owned(),
+            text: text.to_owned(),
+        });
+    }
+    Ok(text.to_owned())
+}
+
 /// Linux refuses names longer than 15 bytes or containing `/` or whitespace.
 pub fn interface(key: &str, text: &str) -> Result<String, ValueError> {
     let valid = text.len() <= 15 && !text.contains('/') && !text.chars().any(char::is_whitespace);

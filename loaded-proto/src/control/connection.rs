@@ -48,6 +48,11 @@ impl ControlConnection {
         &self.stream
     }
 
+    /// When the connection is dropped if it is not finished.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
     pub fn is_past_deadline(&self, now: Instant) -> bool {
         now >= self.deadline
     }
@@ -173,10 +178,7 @@ mod tests {
         });
         assert_eq!(progress, Progress::Done);
         drop(connection);
-        assert_eq!(
-            read_all(&mut client),
-            "error: 198.19.0.9 is not a server of the current config\n"
-        );
+        assert_eq!(read_all(&mut client), "error: no such server 198.19.0.9\n");
     }
 
     #[test]

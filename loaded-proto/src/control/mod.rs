@@ -6,7 +6,7 @@
 //! `weight ADDR N`). The master answers with a [`Reply`]: a first line `ok` or
 //! `error: MESSAGE`, then the body, and closes.
 //!
-//! # How the master serves it (to be wired in)
+//! # How the master serves it (`loaded-master/src/control_server.rs`, `status.rs`)
 //!
 //! - At start, as root, before any child exists: [`listen`] with the path of
 //!   `control_socket=` (default [`DEFAULT_SOCKET_PATH`]) and the gid of `control_group=`

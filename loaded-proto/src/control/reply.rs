@@ -26,7 +26,7 @@ impl fmt::Display for ControlError {
         match self {
             ControlError::BadRequest(error) => error.fmt(f),
             ControlError::NoSuchServer(server) => {
-                write!(f, "{server} is not a server of the current config")
+                write!(f, "no such server {server}")
             }
         }
     }
@@ -135,10 +135,7 @@ mod tests {
         assert_eq!(Reply::Ok("a\nb".into()).encode(), b"ok\na\nb\n");
         assert_eq!(Reply::Ok("a\n".into()).encode(), b"ok\na\n");
         let error = Reply::from(ControlError::NoSuchServer("198.19.0.9".parse().unwrap()));
-        assert_eq!(
-            error.encode(),
-            b"error: 198.19.0.9 is not a server of the current config\n"
-        );
+        assert_eq!(error.encode(), b"error: no such server 198.19.0.9\n");
         let request = ControlError::from(RequestError::UnknownCommand("x".into()));
         assert!(Reply::from(request)
             .encode()

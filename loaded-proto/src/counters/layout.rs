@@ -13,7 +13,7 @@ use crate::flow_table::MAX_BACKENDS;
 use std::mem::size_of;
 use std::sync::atomic::AtomicU64;
 
-/// Room for drop reasons per block. The worker's `DropReason::ALL` (5 today) must fit: it
+/// Room for drop reasons per block. The worker's `DropReason::ALL` (7 today) must fit: it
 /// checks `DropReason::ALL.len() <= DROP_REASON_SLOTS` at compile time and counts a drop
 /// at its reason's index in `ALL`. Growing this changes the layout (bump LAYOUT_ID).
 pub const DROP_REASON_SLOTS: usize = 8;

@@ -8,7 +8,7 @@
 //! counter it reads is exact as of that load (counters are read one at a time, so a sum is
 //! not one instant's snapshot of all of them, which a scraper does not need).
 //!
-//! # How the master and the workers use it (to be wired in)
+//! # How the master and the workers use it (`loaded-master/src/supervisor.rs`, `loaded-worker/src/counters.rs`)
 //!
 //! - The master, at start, beside the flow table: `create_region(workers)` with the number
 //!   of workers it will run, and `SharedCounters::map` of that fd for itself. It hands the
@@ -50,12 +50,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The worker's drop reasons by index, as named in logs and metrics: the same order as
 /// `loaded-worker`'s `DropReason::ALL`.
-pub const DROP_REASON_NAMES: [&str; 5] = [
+pub const DROP_REASON_NAMES: [&str; 7] = [
     "malformed",
     "unsupported",
     "no_backend",
     "table_busy",
     "unknown_flow",
+    "tcp_not_syn_unknown_flow",
+    "fragment_unknown_flow",
 ];
 
 const _: () = assert!(DROP_REASON_NAMES.len() <= DROP_REASON_SLOTS);

@@ -134,7 +134,7 @@ pub fn diff(running: &Config, new: &Config) -> ConfigDiff {
     );
 
     let mut restart = Vec::new();
-    let pairs: [(&'static str, bool); 18] = [
+    let pairs: [(&'static str, bool); 20] = [
         ("VIP4", running.vip4 != new.vip4),
         ("VIP6", running.vip6 != new.vip6),
         ("stickiness", running.stickiness != new.stickiness),
@@ -155,6 +155,12 @@ pub fn diff(running: &Config, new: &Config) -> ConfigDiff {
         ("chroot", running.chroot != new.chroot),
         ("user", running.user != new.user),
         ("log_socket", running.log_socket != new.log_socket),
+        // The socket is bound once, as root, before anything is dropped.
+        (
+            "control_socket",
+            running.control_socket != new.control_socket,
+        ),
+        ("control_group", running.control_group != new.control_group),
     ];
     for (key, differs) in pairs {
         changed(key, differs, &mut restart);

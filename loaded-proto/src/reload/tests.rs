@@ -101,7 +101,8 @@ fn process_queue_and_rule_settings_need_a_restart_and_keep_their_running_values(
                 RIP4=198.19.1.0/24\nstickiness=flow\n\
                 maglev_seed=0123456789abcdef0123456789abcdef\nmax_flows=4096\nnfq_len=100\n\
                 FIRST_CORE=0\nLAST_CORE=0\nforward=kernel\nfailover\n\
-                pidfile=/run/other.pid\nchroot=/var/empty\nuser=daemon\nlog_socket=/run/log\n";
+                pidfile=/run/other.pid\nchroot=/var/empty\nuser=daemon\nlog_socket=/run/log\n\
+                control_socket=/run/other/control.sock\ncontrol_group=adm\n";
     let new = Config::parse(text, "test.conf").unwrap().config;
     let d = diff(&running, &new);
     assert_eq!(
@@ -120,7 +121,9 @@ fn process_queue_and_rule_settings_need_a_restart_and_keep_their_running_values(
             "pidfile",
             "chroot",
             "user",
-            "log_socket"
+            "log_socket",
+            "control_socket",
+            "control_group"
         ]
     );
     let applied = ConfigDiff::applied(&running, &new);

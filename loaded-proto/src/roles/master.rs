@@ -16,6 +16,7 @@ pub const ENTRY: Entry = Entry {
                 MessageKind::BackendBook,
                 MessageKind::ProberLink,
                 MessageKind::WorkerReconfigure,
+                MessageKind::ServerOverrides,
                 MessageKind::Ping,
                 MessageKind::Shutdown,
                 #[cfg(feature = "seccomp-test")]

@@ -28,6 +28,8 @@ pub const ENTRY: Entry = Entry {
                 MessageKind::LinkLost,
                 // The master checks every address against the config (kernel mode).
                 MessageKind::BackendChange,
+                // The end of each round, for the status.
+                MessageKind::RoundDone,
                 MessageKind::Pong,
             ],
         },

@@ -5,7 +5,7 @@
 //! the end-to-end tests, which run every worker under it. In particular socket,
 //! open/openat, execve, ptrace and kill are not on it, so a worker taken over through a
 //! packet keeps only the descriptors it holds (its NFQUEUE netlink socket, its channel to
-//! the master, its link to the prober, the mapped flow table).
+//! the master, its link to the prober, the mapped flow table and counters).
 
 use super::{ConfigPart, Entry, Keeps, Role, Sends, Syscalls};
 use crate::balancing::{IpNet, Stickiness};
@@ -55,7 +55,7 @@ const ALLOWED: &[libc::c_long] = &[
     libc::SYS_getsockopt,
     // The flow table's bucket locks spin with sched_yield.
     libc::SYS_sched_yield,
-    // The flow table memfd's size.
+    // The size of the flow table's and the counters' memfds.
     libc::SYS_fstat,
     #[cfg(target_arch = "x86_64")]
     libc::SYS_newfstatat,

@@ -18,9 +18,11 @@ use loaded_proto::balancing::{Backend, IpNet, Stickiness, Strategy};
 use loaded_proto::flow_table::{
     monotonic_seconds, BackendSlot, DirectoryFull, SharedFlowTable, TableKey, TableStats,
 };
+use loaded_proto::message::ServerOverrides;
 use loaded_proto::reload::BalancingSettings;
 use loaded_proto::wire::Family;
-use std::collections::HashSet;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -51,6 +53,30 @@ pub struct Balancer {
     hotplug_nets: Vec<IpNet>,
     /// Packets that needed a pick when no backend of their family was up.
     no_backend: u64,
+    /// The weights the config (or the hot-plug) gave, which an operator's weight replaces
+    /// while it is set.
+    configured_weights: HashMap<IpAddr, u32>,
+    /// The operator's drains and weights (`loadedctl`), applied to every backend, also to
+    /// those added later.
+    overrides: ServerOverrides,
+    /// The server the packet being decided goes to or comes from, for the counters: set by
+    /// the selector calls of the rewrite (one per packet), taken by the packet loop.
+    traffic: Cell<Option<ServerTraffic>>,
+}
+
+/// Which server a packet went to or came from, by directory slot (see `take_traffic`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerTraffic {
+    pub slot: usize,
+    pub direction: Direction,
+    /// The packet made a mapping (a new client or flow, or one moved off a down server).
+    pub new_flow: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    ToServer,
+    FromServer,
 }
 
 /// Why a hot-plugged backend was not added.
@@ -122,6 +148,9 @@ impl Balancer {
             maglev_seed: config.maglev_seed,
             hotplug_nets: config.hotplug_nets,
             no_backend: 0,
+            configured_weights: HashMap::new(),
+            overrides: ServerOverrides::default(),
+            traffic: Cell::new(None),
         };
         for backend in config.backends {
             if let Err(e) = balancer.admit(backend) {
@@ -181,11 +210,13 @@ impl Balancer {
                     }
                 },
             };
+            self.configured_weights.insert(backend.addr, backend.weight);
             self.backends.push(Member {
                 addr: backend.addr,
                 weight: backend.weight,
                 up,
                 slot,
+                draining: false,
             });
         }
         for member in old.members() {
@@ -202,6 +233,7 @@ impl Balancer {
             self.strategy = settings.strategy;
             self.scheduler = scheduler::for_strategy(settings.strategy, self.maglev_seed);
         }
+        self.apply_overrides();
         self.scheduler.backends_changed(&self.backends);
         done.backends = self.backends.members().len();
         done
@@ -218,6 +250,35 @@ impl Balancer {
                 true
             }
         }
+    }
+
+    /// The operator's drains and weights, replacing the last ones: a drained backend gets
+    /// no new mapping but keeps the ones it has; a weight replaces the configured one
+    /// until a new set of overrides leaves it out.
+    pub fn set_overrides(&mut self, overrides: ServerOverrides) {
+        self.overrides = overrides;
+        if self.apply_overrides() {
+            self.scheduler.backends_changed(&self.backends);
+        }
+    }
+
+    /// `true` if a backend's weight or drain changed.
+    fn apply_overrides(&mut self) -> bool {
+        let overrides = &self.overrides;
+        let configured = &self.configured_weights;
+        self.backends.apply_operator(|member| {
+            let weight = overrides
+                .weight_of(member.addr)
+                .or_else(|| configured.get(&member.addr).copied())
+                .unwrap_or(member.weight);
+            (weight, overrides.is_drained(member.addr))
+        })
+    }
+
+    /// The server of the packet just decided, if it went to or came from one; clears it.
+    #[inline]
+    pub fn take_traffic(&self) -> Option<ServerTraffic> {
+        self.traffic.take()
     }
 
     /// Sweeps the `shard`-th of `shards` slices of the table for idle mappings; returns how
@@ -248,12 +309,16 @@ impl Balancer {
             return Ok(false);
         }
         let slot = self.table.register_backend(backend.addr)?;
-        Ok(self.backends.push(Member {
+        self.configured_weights.insert(backend.addr, backend.weight);
+        let added = self.backends.push(Member {
             addr: backend.addr,
             weight: backend.weight,
             up: true,
             slot,
-        }))
+            draining: false,
+        });
+        self.apply_overrides();
+        Ok(added)
     }
 
     /// The flow's backend with its directory slot (what kernel mode marks packets with):
@@ -296,6 +361,11 @@ impl Balancer {
             let current = bucket.mapping(way);
             if !is_down(&self.backends, &self.hotplug_nets, &self.table, current) {
                 bucket.touch(way);
+                self.traffic.set(Some(ServerTraffic {
+                    slot: current.slot,
+                    direction: Direction::ToServer,
+                    new_flow: false,
+                }));
                 return Ok(current);
             }
         }
@@ -312,6 +382,11 @@ impl Balancer {
             self.no_backend += 1;
             return Err(NoPick::NoServer);
         };
+        self.traffic.set(Some(ServerTraffic {
+            slot: fresh.slot,
+            direction: Direction::ToServer,
+            new_flow: records,
+        }));
         if !records {
             return Ok(fresh);
         }
@@ -343,6 +418,22 @@ impl BackendSelector for Balancer {
 
     fn is_backend(&self, addr: IpAddr) -> bool {
         self.backends.position(addr).is_some()
+    }
+
+    fn is_sending_backend(&self, addr: IpAddr) -> bool {
+        let Some(member) = self
+            .backends
+            .position(addr)
+            .and_then(|i| self.backends.get(i))
+        else {
+            return false;
+        };
+        self.traffic.set(Some(ServerTraffic {
+            slot: member.slot,
+            direction: Direction::FromServer,
+            new_flow: false,
+        }));
+        true
     }
 }
 
@@ -402,7 +493,7 @@ fn pick(
     })?;
     let member = backends.get(index)?;
     // A scheduler's mistake must not send a flow to a dead server or across families.
-    (member.up && member.family() == family).then_some(BackendSlot {
+    (member.takes_new_clients() && member.family() == family).then_some(BackendSlot {
         addr: member.addr,
         slot: member.slot,
     })
@@ -419,15 +510,20 @@ impl SharedState for SharedFlowTable {
 }
 
 #[cfg(test)]
+mod tests_support {
+    pub(super) use super::tests::{addr, client, new_balancer, T0, THREE, TIMEOUT};
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use loaded_proto::flow_table::{create_region, MAX_BACKENDS};
     use std::net::Ipv4Addr;
     use std::os::fd::AsFd;
 
-    const T0: u32 = 10_000;
+    pub(super) const T0: u32 = 10_000;
     const SEED: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
-    const TIMEOUT: u32 = 300;
+    pub(super) const TIMEOUT: u32 = 300;
 
     fn config(
         strategy: Strategy,
@@ -450,7 +546,7 @@ mod tests {
         }
     }
 
-    fn new_balancer(
+    pub(super) fn new_balancer(
         strategy: Strategy,
         stickiness: Stickiness,
         servers: &[(&str, u32)],
@@ -472,9 +568,10 @@ mod tests {
         Balancer::new(config(strategy, stickiness, servers), table)
     }
 
-    const THREE: [(&str, u32); 3] = [("198.19.0.1", 1), ("198.19.0.2", 1), ("198.19.0.3", 1)];
+    pub(super) const THREE: [(&str, u32); 3] =
+        [("198.19.0.1", 1), ("198.19.0.2", 1), ("198.19.0.3", 1)];
 
-    fn addr(text: &str) -> IpAddr {
+    pub(super) fn addr(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
 
@@ -492,7 +589,7 @@ mod tests {
         }
     }
 
-    fn client(n: u32) -> FlowKey {
+    pub(super) fn client(n: u32) -> FlowKey {
         flow(IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + n)), 40_000)
     }
 
@@ -1135,5 +1232,129 @@ mod tests {
             balancer.existing_backend_at(&client(1), T0 + 2),
             Some(moved.addr)
         );
+    }
+}
+
+#[cfg(test)]
+mod operator_tests {
+    //! The operator's drains and weights (`loadedctl drain`, `weight`).
+
+    use super::tests_support::*;
+    use super::*;
+
+    fn drained(servers: &[&str]) -> ServerOverrides {
+        ServerOverrides {
+            drained: servers.iter().map(|s| addr(s)).collect(),
+            weights: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_drained_server_keeps_its_clients_and_gets_no_new_ones_until_undrained() {
+        for strategy in [Strategy::RoundRobin, Strategy::Weighted, Strategy::Maglev] {
+            let mut balancer = new_balancer(strategy, Stickiness::Client, &THREE);
+            let before: Vec<IpAddr> = (0..30)
+                .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+                .collect();
+            assert!(before.contains(&addr("198.19.0.2")), "{strategy}");
+            balancer.set_overrides(drained(&["198.19.0.2"]));
+            // Every existing client stays where it was, the drained server's too.
+            for (n, server) in before.iter().enumerate() {
+                assert_eq!(
+                    balancer.backend_at(&client(n as u32), T0 + 1),
+                    Some(*server),
+                    "{strategy}"
+                );
+            }
+            let during: Vec<IpAddr> = (100..160)
+                .map(|n| balancer.backend_at(&client(n), T0 + 1).unwrap())
+                .collect();
+            assert!(!during.contains(&addr("198.19.0.2")), "{strategy}");
+            balancer.set_overrides(ServerOverrides::default());
+            let after: Vec<IpAddr> = (200..260)
+                .map(|n| balancer.backend_at(&client(n), T0 + 2).unwrap())
+                .collect();
+            assert!(after.contains(&addr("198.19.0.2")), "{strategy}");
+        }
+    }
+
+    #[test]
+    fn with_every_server_drained_there_is_no_pick() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        balancer.set_overrides(drained(&["198.19.0.1", "198.19.0.2", "198.19.0.3"]));
+        assert_eq!(
+            balancer.slot_at(&client(1), Opening::Opens, T0),
+            Err(NoPick::NoServer)
+        );
+    }
+
+    #[test]
+    fn an_operators_weight_replaces_the_configured_one_until_it_is_dropped() {
+        let mut balancer = new_balancer(Strategy::Weighted, Stickiness::Client, &THREE);
+        balancer.set_overrides(ServerOverrides {
+            drained: Vec::new(),
+            weights: vec![(addr("198.19.0.1"), 4)],
+        });
+        let picks: Vec<IpAddr> = (0..60)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        let count = |server: &str| picks.iter().filter(|p| **p == addr(server)).count();
+        assert_eq!(
+            [
+                count("198.19.0.1"),
+                count("198.19.0.2"),
+                count("198.19.0.3")
+            ],
+            [40, 10, 10]
+        );
+        // A reload keeps the operator's weight; dropping it brings the configured one back.
+        balancer.reconfigure(&BalancingSettings {
+            strategy: Strategy::Weighted,
+            backends: THREE
+                .iter()
+                .map(|(a, w)| Backend {
+                    addr: addr(a),
+                    weight: *w,
+                })
+                .collect(),
+            removed: Vec::new(),
+            flow_timeout: Duration::from_secs(TIMEOUT.into()),
+        });
+        assert_eq!(balancer.backends.members()[0].weight, 4);
+        balancer.set_overrides(ServerOverrides::default());
+        assert_eq!(balancer.backends.members()[0].weight, 1);
+    }
+
+    #[test]
+    fn a_hot_plugged_server_gets_the_overrides_set_before_it_came() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        balancer.set_overrides(drained(&["198.19.0.9"]));
+        let hot = Backend {
+            addr: addr("198.19.0.9"),
+            weight: 1,
+        };
+        assert_eq!(balancer.add_backend(hot), Ok(true));
+        let picks: Vec<IpAddr> = (0..8)
+            .map(|n| balancer.backend_at(&client(n), T0).unwrap())
+            .collect();
+        assert!(!picks.contains(&addr("198.19.0.9")));
+    }
+
+    #[test]
+    fn the_traffic_of_a_packet_names_its_server_and_whether_it_made_a_mapping() {
+        let mut balancer = new_balancer(Strategy::RoundRobin, Stickiness::Client, &THREE);
+        assert_eq!(balancer.take_traffic(), None);
+        balancer.backend_at(&client(1), T0).unwrap();
+        let first = balancer.take_traffic().unwrap();
+        assert_eq!((first.slot, first.new_flow), (0, true));
+        assert_eq!(first.direction, Direction::ToServer);
+        assert_eq!(balancer.take_traffic(), None, "taken");
+        balancer.backend_at(&client(1), T0).unwrap();
+        assert!(!balancer.take_traffic().unwrap().new_flow);
+        assert!(balancer.is_sending_backend(addr("198.19.0.3")));
+        let reply = balancer.take_traffic().unwrap();
+        assert_eq!((reply.slot, reply.direction), (2, Direction::FromServer));
+        assert!(balancer.is_backend(addr("198.19.0.3")));
+        assert_eq!(balancer.take_traffic(), None, "is_backend notes nothing");
     }
 }

@@ -59,4 +59,10 @@ pub trait BackendSelector {
 
     /// Whether packets from `addr` are replies of a real server that we must rewrite.
     fn is_backend(&self, addr: IpAddr) -> bool;
+
+    /// `is_backend` for the source of the packet being rewritten: a selector that counts
+    /// traffic per server notes the packet as that server's.
+    fn is_sending_backend(&self, addr: IpAddr) -> bool {
+        self.is_backend(addr)
+    }
 }

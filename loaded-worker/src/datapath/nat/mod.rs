@@ -77,6 +77,19 @@ impl DropReason {
         }
     }
 
+    /// The reason's place in `ALL`, which is its counter's in the shared counters.
+    pub const fn index(self) -> usize {
+        match self {
+            DropReason::Malformed => 0,
+            DropReason::UnsupportedProtocol => 1,
+            DropReason::NoBackend => 2,
+            DropReason::TableBusy => 3,
+            DropReason::UnknownFlow => 4,
+            DropReason::TcpNotSynUnknownFlow => 5,
+            DropReason::FragmentUnknownFlow => 6,
+        }
+    }
+
     /// The name of the reason in counters and logs.
     pub fn name(self) -> &'static str {
         match self {
@@ -129,7 +142,7 @@ fn decide_and_rewrite(
         Family::V6 => vips.v6.map(IpAddr::V6),
     };
     match vip {
-        Some(vip) if selector.is_backend(header.src) => {
+        Some(vip) if selector.is_sending_backend(header.src) => {
             let datagram = header.locate_transport(packet).map_err(malformed)?;
             outbound::rewrite(packet, &datagram, vip, selector)
         }

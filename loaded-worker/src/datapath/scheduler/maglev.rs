@@ -83,7 +83,7 @@ impl Maglev {
         let slot = (flow_hash % LOOKUP_TABLE_SIZE as u64) as usize;
         let index = usize::from(*table.get(slot)?);
         let member = backends.get(index)?;
-        (member.up && member.family() == family).then_some(index)
+        (member.takes_new_clients() && member.family() == family).then_some(index)
     }
 }
 
@@ -126,7 +126,8 @@ impl Candidate {
         let words = address_words(server.addr);
         Candidate {
             member: member as u16,
-            up: server.up,
+            // A drained server's slots go to the others, as a down server's do.
+            up: server.takes_new_clients(),
             weight: server.weight.max(1),
             offset: siphash13(keys.offset, &words) % LOOKUP_TABLE_SIZE as u64,
             skip: siphash13(keys.skip, &words) % (LOOKUP_TABLE_SIZE as u64 - 1) + 1,
@@ -157,7 +158,7 @@ fn build_lookup_table(keys: &Keys, backends: &BackendSet, family: Family) -> Vec
         .filter(|(_, member)| member.family() == family)
         .map(|(index, member)| (member, index))
         .collect();
-    if !servers.iter().any(|(member, _)| member.up) {
+    if !servers.iter().any(|(member, _)| member.takes_new_clients()) {
         return Vec::new();
     }
     servers.sort_by_key(|(member, _)| member.addr);

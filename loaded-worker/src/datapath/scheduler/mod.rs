@@ -63,11 +63,19 @@ pub struct Member {
     pub up: bool,
     /// The flow table's directory slot of `addr`, which counts its mappings.
     pub slot: usize,
+    /// Drained by the operator (`loadedctl drain`): no new clients, but unlike a down
+    /// server its mapped clients stay.
+    pub draining: bool,
 }
 
 impl Member {
     pub fn family(&self) -> Family {
         Family::of(self.addr)
+    }
+
+    /// Whether a new mapping may go to it: up and not drained.
+    pub fn takes_new_clients(&self) -> bool {
+        self.up && !self.draining
     }
 }
 
@@ -125,12 +133,27 @@ impl BackendSet {
         Some(changed)
     }
 
-    /// The live members of `family`, with their indices, in member order.
+    /// Sets every member's weight and drain to what `operator` says (the operator's
+    /// overrides over the configured weights); `true` if any changed.
+    pub fn apply_operator(&mut self, operator: impl Fn(&Member) -> (u32, bool)) -> bool {
+        let mut changed = false;
+        for member in &mut self.members {
+            let (weight, draining) = operator(member);
+            let weight = weight.max(1);
+            changed |= member.weight != weight || member.draining != draining;
+            member.weight = weight;
+            member.draining = draining;
+        }
+        changed
+    }
+
+    /// The members of `family` that take new clients (up, not drained), with their
+    /// indices, in member order.
     pub fn live(&self, family: Family) -> impl Iterator<Item = (usize, &Member)> + '_ {
         self.members
             .iter()
             .enumerate()
-            .filter(move |(_, member)| member.up && member.family() == family)
+            .filter(move |(_, member)| member.takes_new_clients() && member.family() == family)
     }
 }
 
@@ -149,6 +172,7 @@ pub(crate) mod testing {
                 weight: *weight,
                 up: true,
                 slot,
+                draining: false,
             });
         }
         set
@@ -214,6 +238,7 @@ mod tests {
             weight: 5,
             up: true,
             slot: 9,
+            draining: false,
         };
         assert!(!set.push(again));
         assert_eq!(set.members().len(), 1);
@@ -237,6 +262,19 @@ mod tests {
             set.at_slot(1).map(|m| m.addr),
             Some("fd00:19::1".parse().unwrap())
         );
+    }
+
+    #[test]
+    fn a_drained_member_is_not_live_but_keeps_its_health() {
+        let mut set = set_of(&[("198.19.0.1", 1), ("198.19.0.2", 1)]);
+        let drained: IpAddr = "198.19.0.1".parse().unwrap();
+        let changed = set.apply_operator(|member| (member.weight + 1, member.addr == drained));
+        assert!(changed);
+        assert!(!set.apply_operator(|member| (member.weight, member.addr == drained)));
+        let v4: Vec<usize> = set.live(Family::V4).map(|(index, _)| index).collect();
+        assert_eq!(v4, [1]);
+        assert!(set.members()[0].up, "drained is not down");
+        assert_eq!(set.members()[1].weight, 2);
     }
 
     #[test]
