@@ -153,6 +153,7 @@ server6=fd00:19::13
 strategy=rr
 stickiness=flow
 pidfile=$tmp/loaded.pid
+control_socket=$tmp/control.sock
 EOF
 say "the config ($config)"
 cat "$config"
@@ -222,6 +223,13 @@ for name in $(printf '%s\n' "${!tally[@]}" | sort); do
 	echo "$name: ${tally[$name]}"
 done
 [ $failed = 0 ] || echo "failed: $failed"
+
+# What the operator's client reports of the same traffic (it is built beside the master).
+loadedctl=$(dirname "$master")/loadedctl
+if [ -x "$loadedctl" ]; then
+	say "$loadedctl -s $tmp/control.sock status"
+	"$loadedctl" -s "$tmp/control.sock" status || echo "loadedctl failed"
+fi
 
 say "stopping loaded-master (SIGTERM to pid $master_pid)"
 stop_pid "$master_pid" 100
