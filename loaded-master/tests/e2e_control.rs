@@ -121,38 +121,11 @@ fn address_of(name: &str, vip: &str) -> String {
     }
 }
 
-fn signal(pid: u32, signal: i32) {
-    // SAFETY: kill has no memory effects; the pid is a child of the master under test, in
-    // the test's own namespace.
-    unsafe { libc::kill(pid as i32, signal) };
-}
-
-/// Kills every worker and waits until all their successors serve their queues.
-fn restart_the_workers(net: &TestNet, master: &Master) {
-    let workers = children_named(net, "loaded-worker");
-    assert_eq!(workers.len(), worker_count());
-    let serving_before = master.log(net).matches("serving NFQUEUE").count();
-    for pid in &workers {
-        signal(*pid, libc::SIGKILL);
-    }
-    let restarted = wait_until(secs(30), || {
-        let now = children_named(net, "loaded-worker");
-        now.len() == workers.len()
-            && now.iter().all(|pid| !workers.contains(pid))
-            && master.log(net).matches("serving NFQUEUE").count() >= serving_before + workers.len()
-    });
-    assert!(
-        restarted,
-        "the workers were not restarted:\n{}",
-        master.log(net)
-    );
-}
-
 /// Writes `text` as the master's config, sends SIGHUP and waits for the reload's log line.
 fn reload(net: &TestNet, master: &Master, text: &str) {
     let done = master.log(net).matches("master: reloaded:").count();
     std::fs::write(&master.config, text).unwrap();
-    signal(master.pid, libc::SIGHUP);
+    send_signal(master.pid, libc::SIGHUP);
     assert!(
         wait_until(secs(20), || master
             .log(net)

@@ -304,27 +304,6 @@ impl Drop for StoppedProber {
     }
 }
 
-/// Kills every worker and waits until all their successors serve their queues.
-fn restart_the_workers(net: &TestNet, master: &Master) {
-    let workers = children_named(net, "loaded-worker");
-    assert_eq!(workers.len(), worker_count());
-    let serving_before = master.log(net).matches("serving NFQUEUE").count();
-    for pid in &workers {
-        send_signal(*pid, libc::SIGKILL);
-    }
-    let restarted = wait_until(secs(20), || {
-        let now = children_named(net, "loaded-worker");
-        now.len() == workers.len()
-            && now.iter().all(|pid| !workers.contains(pid))
-            && master.log(net).matches("serving NFQUEUE").count() >= serving_before + workers.len()
-    });
-    assert!(
-        restarted,
-        "the workers were not restarted:\n{}",
-        master.log(net)
-    );
-}
-
 /// The book keeps the hot-plugged servers: the restarted prober checks them at once
 /// instead of finding them again by the broadcast (which would log a second "answered"),
 /// and their clients are never without them.

@@ -219,6 +219,27 @@ pub fn children_named(net: &TestNet, name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Kills every worker and waits until all their successors serve their queues.
+pub fn restart_the_workers(net: &TestNet, master: &Master) {
+    let workers = children_named(net, "loaded-worker");
+    assert_eq!(workers.len(), worker_count());
+    let serving_before = master.log(net).matches("serving NFQUEUE").count();
+    for pid in &workers {
+        send_signal(*pid, libc::SIGKILL);
+    }
+    let restarted = wait_until(secs(20), || {
+        let now = children_named(net, "loaded-worker");
+        now.len() == workers.len()
+            && now.iter().all(|pid| !workers.contains(pid))
+            && master.log(net).matches("serving NFQUEUE").count() >= serving_before + workers.len()
+    });
+    assert!(
+        restarted,
+        "the workers were not restarted:\n{}",
+        master.log(net)
+    );
+}
+
 /// iptables-save and ip6tables-save of the balancer namespace, mangle table.
 pub fn mangle_rules(net: &TestNet) -> String {
     let mut rules = net.exec_ok(Host::Balancer, &["iptables-save", "-t", "mangle"]);
