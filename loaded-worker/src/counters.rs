@@ -6,7 +6,7 @@
 use crate::datapath::balancer::{Direction, ServerTraffic};
 use crate::datapath::nat::{DropReason, Outcome};
 use crate::nfqueue::{BurstSummary, QueuedPacket};
-use loaded_proto::counters::{WorkerCounters, DROP_REASON_SLOTS};
+use loaded_proto::counters::{BlockTotals, WorkerCounters, DROP_REASON_SLOTS};
 use std::time::{Duration, Instant};
 
 // Every reason has its counter in the shared block (counted at `DropReason::index`).
@@ -75,57 +75,76 @@ impl Totals {
     }
 }
 
+/// A worker's counts: what the master reads lives in the shared block only (one increment
+/// per counter and packet); this worker's own reports are derived from it, since the block
+/// as it was when this worker started (a restarted worker goes on with its predecessor's).
 pub struct Counters {
-    pub totals: Totals,
+    shared: WorkerCounters,
+    at_start: BlockTotals,
+    /// What only the log reports: not_ours, unreadable, gso_packets, checksums_completed.
+    local: Totals,
     reported: Totals,
     last_report: Instant,
     no_backend_reported: bool,
 }
 
-impl Default for Counters {
-    fn default() -> Self {
+impl Counters {
+    pub fn new(shared: WorkerCounters) -> Counters {
         Counters {
-            totals: Totals::default(),
+            at_start: shared.read(),
+            shared,
+            local: Totals::default(),
             reported: Totals::default(),
             last_report: Instant::now(),
             no_backend_reported: false,
         }
     }
-}
 
-impl Counters {
+    /// The counts since this worker started.
+    pub fn totals(&self) -> Totals {
+        let now = self.shared.read();
+        let start = &self.at_start;
+        Totals {
+            packets: now.packets.wrapping_sub(start.packets),
+            rewritten: now.rewritten.wrapping_sub(start.rewritten),
+            dropped: std::array::from_fn(|i| now.drops[i].wrapping_sub(start.drops[i])),
+            verdict_errors: now.verdict_errors.wrapping_sub(start.verdict_errors),
+            receive_overruns: now.receive_overruns.wrapping_sub(start.receive_overruns),
+            ..self.local.clone()
+        }
+    }
+
     /// What the queue socket saw besides the packets (each counted by `count`).
     pub fn count_burst(&mut self, summary: &BurstSummary) {
-        self.totals.verdict_errors += summary.verdicts_refused;
-        self.totals.receive_overruns += summary.overruns;
-        self.totals.unreadable += summary.unreadable;
+        count_shared_burst(&self.shared, summary);
+        self.local.unreadable += summary.unreadable;
     }
 
     /// Offload seen on a packet: GSO, and a checksum completed on a rewritten one.
     pub fn count_offload(&mut self, queued: &QueuedPacket, outcome: Outcome) {
         if queued.is_gso() {
-            self.totals.gso_packets += 1;
+            self.local.gso_packets += 1;
         }
         if queued.checksum_not_ready() && outcome == Outcome::Rewritten {
-            self.totals.checksums_completed += 1;
+            self.local.checksums_completed += 1;
         }
     }
 
-    pub fn count(&mut self, outcome: &Outcome) {
-        self.totals.packets += 1;
+    /// A decided packet, with the server it went to or came from (`traffic`).
+    pub fn count(&mut self, outcome: Outcome, traffic: Option<ServerTraffic>, bytes: usize) {
+        count_shared(&self.shared, outcome, traffic, bytes);
         match outcome {
-            Outcome::Rewritten => self.totals.rewritten += 1,
-            Outcome::NotOurs => self.totals.not_ours += 1,
+            Outcome::Rewritten => {}
+            Outcome::NotOurs => self.local.not_ours += 1,
             Outcome::Drop(reason) => {
-                self.totals.dropped[reason.index()] += 1;
-                if *reason == DropReason::NoBackend && !self.no_backend_reported {
+                if reason == DropReason::NoBackend && !self.no_backend_reported {
                     // Once per outage, at once: the operator needs to know now.
                     self.no_backend_reported = true;
                     log::error!("no live server for a new client: dropping new flows");
                 }
             }
         }
-        if *outcome == Outcome::Rewritten {
+        if outcome == Outcome::Rewritten {
             self.no_backend_reported = false;
         }
     }
@@ -136,46 +155,54 @@ impl Counters {
             return;
         }
         self.last_report = now;
-        if self.totals.dropped_total() != self.reported.dropped_total()
-            || self.totals.verdict_errors != self.reported.verdict_errors
-            || self.totals.receive_overruns != self.reported.receive_overruns
-            || self.totals.unreadable != self.reported.unreadable
+        let totals = self.totals();
+        if totals.dropped_total() != self.reported.dropped_total()
+            || totals.verdict_errors != self.reported.verdict_errors
+            || totals.receive_overruns != self.reported.receive_overruns
+            || totals.unreadable != self.reported.unreadable
         {
-            log::warn!("{}", self.describe_since(&self.reported.clone()));
+            log::warn!("{}", totals.describe_since(&self.reported));
         }
-        self.reported = self.totals.clone();
+        self.reported = totals;
     }
 
     pub fn describe_since(&self, before: &Totals) -> String {
+        self.totals().describe_since(before)
+    }
+}
+
+impl Totals {
+    /// The counts since `before`, as the worker logs them.
+    pub fn describe_since(&self, before: &Totals) -> String {
         let mut parts = vec![format!(
             "{} packets, {} rewritten, {} passed unchanged",
-            self.totals.packets - before.packets,
-            self.totals.rewritten - before.rewritten,
-            self.totals.not_ours - before.not_ours
+            self.packets - before.packets,
+            self.rewritten - before.rewritten,
+            self.not_ours - before.not_ours
         )];
         for (i, reason) in DropReason::ALL.iter().enumerate() {
-            let n = self.totals.dropped[i] - before.dropped[i];
+            let n = self.dropped[i] - before.dropped[i];
             if n > 0 {
                 parts.push(format!("{n} dropped {}", reason.name()));
             }
         }
-        let errors = self.totals.verdict_errors - before.verdict_errors;
+        let errors = self.verdict_errors - before.verdict_errors;
         if errors > 0 {
             parts.push(format!("{errors} verdict errors"));
         }
-        let overruns = self.totals.receive_overruns - before.receive_overruns;
+        let overruns = self.receive_overruns - before.receive_overruns;
         if overruns > 0 {
             parts.push(format!("{overruns} receive buffer overruns"));
         }
-        let unreadable = self.totals.unreadable - before.unreadable;
+        let unreadable = self.unreadable - before.unreadable;
         if unreadable > 0 {
             parts.push(format!("{unreadable} unreadable queue messages"));
         }
-        let gso = self.totals.gso_packets - before.gso_packets;
+        let gso = self.gso_packets - before.gso_packets;
         if gso > 0 {
             parts.push(format!("{gso} GSO packets"));
         }
-        let completed = self.totals.checksums_completed - before.checksums_completed;
+        let completed = self.checksums_completed - before.checksums_completed;
         if completed > 0 {
             parts.push(format!("{completed} checksums completed"));
         }
@@ -247,13 +274,20 @@ mod tests {
         assert_eq!((server.packets_from, server.bytes_from), (1, 40));
     }
 
+    fn own_block() -> WorkerCounters {
+        SharedCounters::anonymous(1)
+            .unwrap()
+            .into_worker(0)
+            .unwrap()
+    }
+
     #[test]
     fn drops_are_counted_per_reason_and_described() {
-        let mut counters = Counters::default();
-        counters.count(&Outcome::Rewritten);
-        counters.count(&Outcome::Drop(DropReason::Malformed));
-        counters.count(&Outcome::Drop(DropReason::Malformed));
-        counters.count(&Outcome::NotOurs);
+        let mut counters = Counters::new(own_block());
+        counters.count(Outcome::Rewritten, None, 60);
+        counters.count(Outcome::Drop(DropReason::Malformed), None, 60);
+        counters.count(Outcome::Drop(DropReason::Malformed), None, 60);
+        counters.count(Outcome::NotOurs, None, 60);
         let text = counters.describe_since(&Totals::default());
         assert_eq!(
             text,

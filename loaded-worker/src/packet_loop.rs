@@ -3,7 +3,7 @@
 //! control channel, the prober's link and the flow table's housekeeping are served in
 //! between, also during a flood.
 
-use crate::counters::{self, Counters};
+use crate::counters::Counters;
 use crate::datapath::balancer::Balancer;
 use crate::datapath::flow::Vips;
 use crate::datapath::kernel_forward::{self, KernelDecision};
@@ -75,9 +75,8 @@ pub struct PacketLoop {
     channel: Channel,
     balancer: Balancer,
     vips: Vips,
+    /// Its own block of the counters the master reads (`loadedctl`), and what it logs.
     counters: Counters,
-    /// This worker's block of the counters the master reads (`loadedctl`).
-    shared_counters: WorkerCounters,
     poll: Poll,
     /// The slice of the flow table the next sweep covers.
     sweep_shard: usize,
@@ -113,8 +112,7 @@ impl PacketLoop {
             channel,
             balancer,
             vips,
-            counters: Counters::default(),
-            shared_counters,
+            counters: Counters::new(shared_counters),
             poll,
             sweep_shard: worker_index as usize % SWEEP_SHARDS,
             stop: None,
@@ -199,7 +197,6 @@ impl PacketLoop {
         let vips = &self.vips;
         let balancer = &mut self.balancer;
         let counters = &mut self.counters;
-        let shared = &self.shared_counters;
         let forward = self.forward;
         let summary = self
             .queue
@@ -212,13 +209,11 @@ impl PacketLoop {
                     }
                     Forward::Kernel => kernel_decision(packet, vips, balancer),
                 };
-                counters.count(&outcome);
-                counters::count_shared(shared, outcome, balancer.take_traffic(), packet.len());
+                counters.count(outcome, balancer.take_traffic(), packet.len());
                 decision
             })
             .map_err(LoopError::Queue)?;
         self.counters.count_burst(&summary);
-        counters::count_shared_burst(&self.shared_counters, &summary);
         Ok(summary)
     }
 

@@ -209,26 +209,7 @@ impl SharedCounters {
 
     /// Worker `worker`'s block as it is now; `None` past the last worker.
     pub fn read(&self, worker: usize) -> Option<BlockTotals> {
-        let block = self.block(worker)?;
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        Some(BlockTotals {
-            packets: load(&block.packets),
-            rewritten: load(&block.rewritten),
-            receive_overruns: load(&block.receive_overruns),
-            verdict_errors: load(&block.verdict_errors),
-            drops: std::array::from_fn(|i| load(&block.drops[i])),
-            servers: block
-                .servers
-                .iter()
-                .map(|server| ServerTotals {
-                    new_flows: load(&server.new_flows),
-                    packets_to: load(&server.packets_to),
-                    bytes_to: load(&server.bytes_to),
-                    packets_from: load(&server.packets_from),
-                    bytes_from: load(&server.bytes_from),
-                })
-                .collect(),
-        })
+        self.block(worker).map(read_block)
     }
 
     /// Each worker's totals for the status.
@@ -290,6 +271,29 @@ fn bump(counter: &AtomicU64, n: u64) {
     );
 }
 
+/// A block as it is now (each counter read once, relaxed: a writer may be counting).
+fn read_block(block: &WorkerBlock) -> BlockTotals {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    BlockTotals {
+        packets: load(&block.packets),
+        rewritten: load(&block.rewritten),
+        receive_overruns: load(&block.receive_overruns),
+        verdict_errors: load(&block.verdict_errors),
+        drops: std::array::from_fn(|i| load(&block.drops[i])),
+        servers: block
+            .servers
+            .iter()
+            .map(|server| ServerTotals {
+                new_flows: load(&server.new_flows),
+                packets_to: load(&server.packets_to),
+                bytes_to: load(&server.bytes_to),
+                packets_from: load(&server.packets_from),
+                bytes_from: load(&server.bytes_from),
+            })
+            .collect(),
+    }
+}
+
 impl WorkerCounters {
     /// Maps the master's region and takes block `worker` of its `workers`.
     pub fn map(fd: BorrowedFd<'_>, workers: usize, worker: usize) -> io::Result<WorkerCounters> {
@@ -308,6 +312,11 @@ impl WorkerCounters {
         // SAFETY: `block` points inside `_memory`'s mapping (checked by block_ptr), which
         // lives as long as `self`; a block is all atomics, valid at any value.
         unsafe { self.block.as_ref() }
+    }
+
+    /// This worker's block as it is now (its own log lines are derived from it).
+    pub fn read(&self) -> BlockTotals {
+        read_block(self.block())
     }
 
     /// A packet given a verdict.
